@@ -1,0 +1,189 @@
+//! The command line (clap): `cnntui MODEL`, `cnntui train`, `cnntui summary`. Errors are
+//! printed with their chain; bad input exits with status 2.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use cnntui::headless::Printer;
+use cnntui::ir;
+use cnntui::runtime::setup::{self, Overrides};
+
+/// Learn, train and inspect convolutional networks on a CPU, from a terminal.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cnntui",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// With no subcommand: train MODEL (the dashboard arrives in a later release; for now this
+    /// runs the same training as `train --headless`).
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Train a model on the data its `train` section names.
+    Train(TrainArgs),
+    /// Print the model in Keras's `model.summary()` layout.
+    Summary {
+        /// A model file (RON), e.g. models/mnist.ron.
+        model: PathBuf,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// A model file (RON), e.g. models/mnist.ron.
+    #[arg(required = true)]
+    model: Option<PathBuf>,
+    /// Print Keras-style progress lines instead of the dashboard.
+    #[arg(long)]
+    headless: bool,
+    /// Number of epochs (overrides the model file).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Samples per batch (overrides the model file).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Directory for checkpoints and history.json (default runs/MODEL_NAME).
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+    /// Continue from a checkpoint written by an earlier run.
+    #[arg(long, value_name = "CKPT")]
+    resume: Option<PathBuf>,
+    /// Use only the first N training samples.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+/// An error that is the program's fault rather than the input's (exit status 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Internal(String);
+
+/// Runs the command line; returns the exit status.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if err.downcast_ref::<Internal>().is_some() {
+                1
+            } else {
+                2
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Some(Cmd::Summary { model, json }) => summary(&model, json),
+        Some(Cmd::Train(args)) => train(args),
+        None => train(cli.train),
+    }
+}
+
+fn summary(model: &Path, json: bool) -> Result<i32> {
+    let graph = ir::load(model)?;
+    let no_groups = |_| None;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&ir::summary_json(&graph, &no_groups))?
+        );
+    } else {
+        print!("{}", ir::render_summary(&graph, &no_groups));
+    }
+    Ok(0)
+}
+
+fn train(args: TrainArgs) -> Result<i32> {
+    let model = args.model.context(
+        "no model file given: pass one, e.g. `cnntui train models/mnist.ron --headless`",
+    )?;
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads > cores {
+            eprintln!(
+                "note: --threads {threads} is more than the {cores} cores of this machine; threads will share cores"
+            );
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| Internal(e.to_string()))?;
+    }
+    let overrides = Overrides {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        limit: args.limit,
+        save: args.save,
+        resume: args.resume,
+    };
+    let prepared = setup::prepare(&model, &overrides)?;
+    for w in &prepared.warnings {
+        eprintln!("warning: {w}");
+    }
+    let trainer = prepared.trainer;
+    let interrupt = trainer.interrupt.clone();
+    // Ctrl-C: finish the batch, save, exit. A second Ctrl-C while saving is ignored.
+    ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))
+        .map_err(|e| Internal(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let interrupted = trainer.interrupt.clone();
+    let (tx, commands) = std::sync::mpsc::channel();
+    let (events, handle) = trainer.spawn(commands);
+    let stdout = std::io::stdout();
+    let tty = stdout.is_terminal() && std::env::var_os("CI").is_none();
+    let mut printer = Printer::new(stdout.lock(), tty);
+    let mut failed = false;
+    for event in events {
+        if matches!(event, cnntui::runtime::Event::Error(_)) {
+            failed = true;
+        }
+        if let Some(cmd) = printer.event(&event).context("cannot write to stdout")? {
+            let _ = tx.send(cmd);
+        }
+    }
+    let outcome = handle
+        .join()
+        .map_err(|_| Internal("the trainer thread panicked".into()))?;
+    if interrupted.load(Ordering::Relaxed) {
+        eprintln!("Interrupted: saved {}", outcome.checkpoint.display());
+        return Ok(130);
+    }
+    Ok(if failed || outcome.stopped_early {
+        1
+    } else {
+        0
+    })
+}

@@ -1,0 +1,101 @@
+//! What the trainer tells its consumers ([`Event`]) and what they may ask of it
+//! ([`Command`]). The headless printer and the dashboard consume the same stream.
+
+use std::path::PathBuf;
+
+/// Per-layer training health, for layers with weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerHealth {
+    pub layer: String,
+    /// L2 norm of the layer's weight gradients in the last step.
+    pub grad_norm: f32,
+    /// ‖Δw‖ / ‖w‖ of the last update (about 1e-3 is healthy).
+    pub update_ratio: f32,
+    /// Fraction of the layer's outputs that were exactly zero (ReLU-family layers).
+    pub dead_fraction: Option<f32>,
+    pub trainable: bool,
+}
+
+/// Metrics at the end of an epoch, with Keras's `history.history` keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub learning_rate: f64,
+}
+
+/// Something that happened in training.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Training starts (or resumes) at `epoch` (0-based), batch `batch`.
+    Started {
+        epochs: usize,
+        batches_per_epoch: usize,
+        samples: usize,
+        epoch: usize,
+        batch: usize,
+    },
+    EpochStarted {
+        epoch: usize,
+    },
+    /// A batch finished: running means over the epoch so far.
+    Batch {
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        loss: f64,
+        accuracy: f64,
+        samples_per_s: f64,
+        learning_rate: f64,
+    },
+    EpochEnded(EpochMetrics),
+    Health(Vec<LayerHealth>),
+    /// Result of a `Command::Evaluate` or of the final test evaluation.
+    Evaluated {
+        split: &'static str,
+        loss: f64,
+        accuracy: f64,
+    },
+    CheckpointSaved(PathBuf),
+    Paused,
+    Resumed,
+    LearningRate(f64),
+    TrainableChanged {
+        layer: String,
+        trainable: bool,
+        trainable_params: usize,
+    },
+    Warning(String),
+    /// A non-finite loss: training pauses.
+    NonFinite {
+        epoch: usize,
+        batch: usize,
+        loss: f64,
+    },
+    Error(String),
+    /// Training ended; `test_accuracy` on the test split when the data has one.
+    Finished {
+        stopped_early: bool,
+        test_accuracy: Option<f64>,
+        seconds: f64,
+    },
+}
+
+/// Something a consumer asks of the trainer; it takes effect at the next batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Pause,
+    Resume,
+    /// Stop after the current batch (and save).
+    Stop,
+    Save,
+    Evaluate,
+    SetLearningRate(f64),
+    SetTrainable {
+        layer: String,
+        trainable: bool,
+    },
+}

@@ -1,0 +1,681 @@
+//! A session runs a graph forward and backward on the reference kernels, splitting the batch
+//! across rayon's threads.
+//!
+//! Buffers are allocated once per batch size and reused. A node's output stays available after
+//! `forward` (the dashboard's feature maps and the visualisations read them); after `backward`
+//! the parameter gradients and any requested activation gradients are available.
+
+use cnntui_kernels::reference::{self as k, Activation};
+use cnntui_kernels::{Conv2dGeom, Padding2d, Pool2dGeom};
+use rayon::prelude::*;
+
+use super::{ParamStore, Plan, Rng};
+use crate::ir::{Graph, NodeId, Op};
+
+/// Training (dropout on, batch statistics) or inference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Infer,
+}
+
+/// How the loss meets the output: on the logits when the output ends in the activation the
+/// loss pairs with (softmax + cross-entropy, sigmoid + binary cross-entropy), as Keras does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputLink {
+    /// Backward starts from the gradient with respect to the output's pre-activation.
+    Logits,
+    /// Backward starts from the gradient with respect to the output itself.
+    Output,
+}
+
+/// What a node keeps from forward for backward.
+#[derive(Clone, Debug, Default)]
+struct Aux {
+    argmax: Vec<u32>,
+    mask: Vec<f32>,
+    bn_mean: Vec<f32>,
+    bn_var: Vec<f32>,
+    /// Whether this BatchNormalization used batch statistics in the last forward.
+    bn_batch_stats: bool,
+}
+
+/// Forward and backward buffers for one graph.
+pub struct Session {
+    batch: usize,
+    acts: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
+    aux: Vec<Aux>,
+    /// The output's pre-activation, kept when the loss works on logits.
+    logits: Vec<f32>,
+    link: OutputLink,
+    consumers: Vec<usize>,
+    /// Gradients of the parameters after `backward` (zero for layers that get none).
+    pub param_grads: ParamStore,
+    /// Fraction of exactly-zero outputs of every ReLU-family node in the last training
+    /// forward (dead ReLUs), `None` for other nodes.
+    pub dead_fraction: Vec<Option<f32>>,
+}
+
+/// Splits a batch into contiguous chunks, one per thread, and runs `f(k, x_chunk, y_chunk)`.
+fn for_batch(
+    n: usize,
+    x: &[f32],
+    x_per: usize,
+    y: &mut [f32],
+    y_per: usize,
+    f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+) {
+    let chunk = n.div_ceil(rayon::current_num_threads()).max(1);
+    y[..n * y_per]
+        .par_chunks_mut(chunk * y_per)
+        .zip(x[..n * x_per].par_chunks(chunk * x_per))
+        .for_each(|(yc, xc)| f(yc.len() / y_per.max(1), xc, yc));
+}
+
+/// Runs `f(k, a_chunk, b_chunk, partial)` per batch chunk and sums the partial results (weight
+/// gradients) into `out`.
+fn sum_over_batch(
+    n: usize,
+    a: &[f32],
+    a_per: usize,
+    b: &[f32],
+    b_per: usize,
+    out: &mut [f32],
+    f: impl Fn(usize, &[f32], &[f32], &mut [f32]) + Sync,
+) {
+    let chunk = n.div_ceil(rayon::current_num_threads()).max(1);
+    let len = out.len();
+    // Partial sums are collected in batch order and added in that order, so the result does
+    // not depend on how rayon scheduled the chunks.
+    let parts: Vec<Vec<f32>> = a[..n * a_per]
+        .par_chunks(chunk * a_per)
+        .zip(b[..n * b_per].par_chunks(chunk * b_per))
+        .map(|(ac, bc)| {
+            let mut part = vec![0.0; len];
+            f(ac.len() / a_per.max(1), ac, bc, &mut part);
+            part
+        })
+        .collect();
+    out.fill(0.0);
+    for part in parts {
+        out.iter_mut().zip(&part).for_each(|(s, p)| *s += p);
+    }
+}
+
+fn conv_geom(graph: &Graph, v: NodeId, n: usize) -> Conv2dGeom {
+    let node = &graph.nodes[v];
+    let input = &graph.nodes[node.inputs[0]].shape;
+    let hwc = input.hwc().unwrap_or((1, 1, input.elems()));
+    let (out_h, out_w, c_out) = node.shape.hwc().unwrap_or((1, 1, node.shape.elems()));
+    let (kernel, strides, padding) = match node.op {
+        Op::Conv2D {
+            kernel,
+            strides,
+            padding,
+            ..
+        }
+        | Op::DepthwiseConv2D {
+            kernel,
+            strides,
+            padding,
+            ..
+        } => (kernel, strides, padding),
+        _ => ((1, 1), (1, 1), Padding2d::default()),
+    };
+    Conv2dGeom {
+        n,
+        h: hwc.0,
+        w: hwc.1,
+        c_in: hwc.2,
+        k_h: kernel.0,
+        k_w: kernel.1,
+        c_out,
+        stride_h: strides.0,
+        stride_w: strides.1,
+        pad: padding,
+        out_h,
+        out_w,
+    }
+}
+
+fn pool_geom(graph: &Graph, v: NodeId, n: usize) -> Pool2dGeom {
+    let node = &graph.nodes[v];
+    let (h, w, c) = graph.nodes[node.inputs[0]].shape.hwc().unwrap_or((1, 1, 1));
+    let (out_h, out_w, _) = node.shape.hwc().unwrap_or((1, 1, 1));
+    let (pool, strides, padding) = match node.op {
+        Op::MaxPooling2D {
+            pool,
+            strides,
+            padding,
+        }
+        | Op::AveragePooling2D {
+            pool,
+            strides,
+            padding,
+        } => (pool, strides, padding),
+        _ => ((1, 1), (1, 1), Padding2d::default()),
+    };
+    Pool2dGeom {
+        n,
+        h,
+        w,
+        c,
+        k_h: pool.0,
+        k_w: pool.1,
+        stride_h: strides.0,
+        stride_w: strides.1,
+        pad: padding,
+        out_h,
+        out_w,
+    }
+}
+
+fn is_relu_family(a: Option<Activation>) -> bool {
+    matches!(a, Some(Activation::ReLU | Activation::ReLU6))
+}
+
+impl Session {
+    /// A session for `graph`; `link` says where the loss meets the output.
+    pub fn new(graph: &Graph, link: OutputLink) -> Self {
+        let nodes = graph.nodes.len();
+        let consumers = graph.consumers().iter().map(Vec::len).collect();
+        Session {
+            batch: 0,
+            acts: vec![Vec::new(); nodes],
+            grads: vec![Vec::new(); nodes],
+            aux: vec![Aux::default(); nodes],
+            logits: Vec::new(),
+            link,
+            consumers,
+            param_grads: ParamStore::zeros_like(graph),
+            dead_fraction: vec![None; nodes],
+        }
+    }
+
+    /// The batch size of the last forward.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Output of node `v` from the last forward, `[batch, shape...]`.
+    pub fn activation(&self, v: NodeId) -> &[f32] {
+        &self.acts[v]
+    }
+
+    /// The model's output from the last forward.
+    pub fn output<'a>(&'a self, graph: &Graph) -> &'a [f32] {
+        &self.acts[graph.output]
+    }
+
+    /// The output's pre-activation (logits) from the last forward, when the loss uses them.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// Gradient with respect to node `v`'s output after the last backward (empty unless the
+    /// plan computed it).
+    pub fn gradient(&self, v: NodeId) -> &[f32] {
+        &self.grads[v]
+    }
+
+    /// Runs the graph on `x` (`[n, input shape]`). In `Mode::Train`, dropout draws its masks
+    /// from `rng` and trainable BatchNormalization layers use batch statistics, as Keras does;
+    /// [`Session::update_moving_statistics`] then folds those into the moving averages.
+    pub fn forward(
+        &mut self,
+        graph: &Graph,
+        params: &ParamStore,
+        x: &[f32],
+        n: usize,
+        mode: Mode,
+        rng: &mut Rng,
+    ) {
+        self.batch = n;
+        for (v, node) in graph.nodes.iter().enumerate() {
+            let len = n * node.shape.elems();
+            let mut y = std::mem::take(&mut self.acts[v]);
+            y.resize(len, 0.0);
+            self.forward_node(graph, params, v, x, &mut y, mode, rng);
+            if mode == Mode::Train && is_relu_family(node.op.activation()) && len > 0 {
+                let zeros = y.par_iter().filter(|&&v| v == 0.0).count();
+                self.dead_fraction[v] = Some(zeros as f32 / len as f32);
+            }
+            self.acts[v] = y;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_node(
+        &mut self,
+        graph: &Graph,
+        params: &ParamStore,
+        v: NodeId,
+        x: &[f32],
+        y: &mut [f32],
+        mode: Mode,
+        rng: &mut Rng,
+    ) {
+        let node = &graph.nodes[v];
+        let n = self.batch;
+        let input = node.inputs.first().map_or(x, |&u| &self.acts[u][..]);
+        let in_per = node
+            .inputs
+            .first()
+            .map_or(0, |&u| graph.nodes[u].shape.elems());
+        let out_per = node.shape.elems();
+        let keep_logits = v == graph.output && self.link == OutputLink::Logits;
+        let p = &params.tensors[v];
+        match node.op {
+            Op::Input => y.copy_from_slice(&x[..y.len()]),
+            Op::Conv2D { use_bias, .. } => {
+                let g = conv_geom(graph, v, n);
+                let bias = use_bias.then(|| &p[1][..]);
+                for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                    k::conv2d_forward(&g.with_batch(k), xc, &p[0], bias, yc)
+                });
+            }
+            Op::DepthwiseConv2D {
+                depth_multiplier,
+                use_bias,
+                ..
+            } => {
+                let g = conv_geom(graph, v, n);
+                let bias = use_bias.then(|| &p[1][..]);
+                for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                    k::depthwise_forward(&g.with_batch(k), depth_multiplier, xc, &p[0], bias, yc)
+                });
+            }
+            Op::Dense {
+                units, use_bias, ..
+            } => {
+                let bias = use_bias.then(|| &p[1][..]);
+                for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                    k::dense_forward(k, in_per, units, xc, &p[0], bias, yc)
+                });
+            }
+            Op::MaxPooling2D { .. } => {
+                let g = pool_geom(graph, v, n);
+                let mut argmax = std::mem::take(&mut self.aux[v].argmax);
+                argmax.resize(y.len(), 0);
+                let chunk = n.div_ceil(rayon::current_num_threads()).max(1);
+                y.par_chunks_mut(chunk * out_per)
+                    .zip(argmax.par_chunks_mut(chunk * out_per))
+                    .zip(input[..n * in_per].par_chunks(chunk * in_per))
+                    .for_each(|((yc, ac), xc)| {
+                        k::max_pool_forward(&g.with_batch(yc.len() / out_per), xc, yc, Some(ac))
+                    });
+                self.aux[v].argmax = argmax;
+            }
+            Op::AveragePooling2D { .. } => {
+                let g = pool_geom(graph, v, n);
+                for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                    k::avg_pool_forward(&g.with_batch(k), xc, yc)
+                });
+            }
+            Op::GlobalAveragePooling2D => {
+                let c = out_per;
+                for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                    k::global_avg_pool_forward(k, in_per / c, c, xc, yc)
+                });
+            }
+            Op::Flatten => y.copy_from_slice(&input[..y.len()]),
+            Op::Dropout { rate } => {
+                if mode == Mode::Train && rate > 0.0 {
+                    let keep = 1.0 / (1.0 - rate);
+                    let mask: Vec<f32> = (0..y.len())
+                        .map(|_| if rng.uniform_f32() < rate { 0.0 } else { keep })
+                        .collect();
+                    k::dropout_forward(&input[..y.len()], &mask, y);
+                    self.aux[v].mask = mask;
+                } else {
+                    y.copy_from_slice(&input[..y.len()]);
+                    self.aux[v].mask.clear();
+                }
+            }
+            Op::Activation(_) | Op::ReLU(_) => y.copy_from_slice(&input[..y.len()]),
+            Op::BatchNormalization { epsilon, .. } => {
+                let c = node.shape.channels();
+                let rows = y.len() / c;
+                let batch_stats = mode == Mode::Train && node.trainable;
+                let aux = &mut self.aux[v];
+                aux.bn_batch_stats = batch_stats;
+                let [gamma, beta, mean, var] = &p[..] else {
+                    return;
+                };
+                if batch_stats {
+                    aux.bn_mean.resize(c, 0.0);
+                    aux.bn_var.resize(c, 0.0);
+                    k::batch_norm_forward_train(
+                        rows,
+                        c,
+                        &input[..y.len()],
+                        gamma,
+                        beta,
+                        epsilon,
+                        y,
+                        &mut aux.bn_mean,
+                        &mut aux.bn_var,
+                    );
+                } else {
+                    k::batch_norm_forward_infer(
+                        rows,
+                        c,
+                        &input[..y.len()],
+                        gamma,
+                        beta,
+                        mean,
+                        var,
+                        epsilon,
+                        y,
+                    );
+                }
+            }
+            Op::ZeroPadding2D(pad) => {
+                let (h, w, c) = graph.nodes[node.inputs[0]].shape.hwc().unwrap_or((1, 1, 1));
+                for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                    k::zero_pad_forward(k, h, w, c, pad, xc, yc)
+                });
+            }
+            Op::Add => {
+                y.copy_from_slice(&input[..y.len()]);
+                for &u in &node.inputs[1..] {
+                    y.par_iter_mut()
+                        .zip(&self.acts[u][..])
+                        .for_each(|(y, a)| *y += a);
+                }
+            }
+        }
+        if let Some(act) = node.op.activation() {
+            if keep_logits {
+                self.logits.clear();
+                self.logits.extend_from_slice(y);
+            }
+            k::activation_in_place(act, node.shape.channels(), y);
+        }
+    }
+
+    /// Folds the batch statistics of the last training forward into the moving mean and
+    /// variance of every BatchNormalization that used them (Keras's momentum rule).
+    pub fn update_moving_statistics(&self, graph: &Graph, params: &mut ParamStore) {
+        for (v, node) in graph.nodes.iter().enumerate() {
+            let Op::BatchNormalization { momentum, .. } = node.op else {
+                continue;
+            };
+            let aux = &self.aux[v];
+            if !aux.bn_batch_stats {
+                continue;
+            }
+            if let [_, _, mean, var] = &mut params.tensors[v][..] {
+                for i in 0..mean.len() {
+                    mean[i] = momentum * mean[i] + (1.0 - momentum) * aux.bn_mean[i];
+                    var[i] = momentum * var[i] + (1.0 - momentum) * aux.bn_var[i];
+                }
+            }
+        }
+    }
+
+    /// Back-propagates `d_out` (the gradient of the mean loss with respect to the output, or to
+    /// its pre-activation under [`OutputLink::Logits`]) through what `plan` asks for. Parameter
+    /// gradients of layers without weight gradients are left zero.
+    pub fn backward(&mut self, graph: &Graph, params: &ParamStore, plan: &Plan, d_out: &[f32]) {
+        let n = self.batch;
+        self.param_grads.fill_zero();
+        for (v, node) in graph.nodes.iter().enumerate() {
+            let g = &mut self.grads[v];
+            g.clear();
+            if plan.out_grad[v] {
+                g.resize(n * node.shape.elems(), 0.0);
+            }
+        }
+        if !plan.out_grad[graph.output] {
+            return;
+        }
+        self.grads[graph.output].copy_from_slice(&d_out[..n * graph.output_shape().elems()]);
+        for v in (1..graph.nodes.len()).rev() {
+            if plan.out_grad[v] {
+                self.backward_node(graph, params, plan, v);
+            }
+        }
+    }
+
+    /// Adds `dx` into the gradient of input `u`, or moves it there when `u` has one consumer.
+    fn give(&mut self, u: NodeId, dx: Vec<f32>) {
+        if self.consumers[u] <= 1 {
+            self.grads[u] = dx;
+        } else {
+            self.grads[u]
+                .par_iter_mut()
+                .zip(&dx[..])
+                .for_each(|(g, d)| *g += d);
+        }
+    }
+
+    fn backward_node(&mut self, graph: &Graph, params: &ParamStore, plan: &Plan, v: NodeId) {
+        let node = &graph.nodes[v];
+        let n = self.batch;
+        let out_per = node.shape.elems();
+        let dy = std::mem::take(&mut self.grads[v]);
+        // Through the activation, from the output (the loss already did it for the logits).
+        let at_logits = v == graph.output && self.link == OutputLink::Logits;
+        let through_act = node
+            .op
+            .activation()
+            .filter(|&a| !at_logits && a != Activation::Linear)
+            .map(|act| {
+                let mut d = vec![0.0; dy.len()];
+                k::activation_backward(act, node.shape.channels(), &self.acts[v], &dy, &mut d);
+                d
+            });
+        let dz: &[f32] = through_act.as_deref().unwrap_or(&dy);
+        let Some(&u) = node.inputs.first() else {
+            self.grads[v] = dy;
+            return;
+        };
+        let in_per = graph.nodes[u].shape.elems();
+        let want_dx = plan.out_grad[u];
+        let x = &self.acts[u];
+        let p = &params.tensors[v];
+        let mut dx = if want_dx {
+            vec![0.0; n * in_per]
+        } else {
+            Vec::new()
+        };
+        match node.op {
+            Op::Input => {}
+            Op::Conv2D { use_bias, .. } => {
+                let geom = conv_geom(graph, v, n);
+                if plan.weight_grad[v] {
+                    let grads = &mut self.param_grads.tensors[v];
+                    sum_over_batch(n, x, in_per, dz, out_per, &mut grads[0], |k, xc, dc, dw| {
+                        k::conv2d_backward_weight(&geom.with_batch(k), xc, dc, dw)
+                    });
+                    if use_bias {
+                        k::bias_backward(dz, node.shape.channels(), &mut grads[1]);
+                    }
+                }
+                if want_dx {
+                    for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
+                        k::conv2d_backward_input(&geom.with_batch(k), dc, &p[0], xc)
+                    });
+                }
+            }
+            Op::DepthwiseConv2D {
+                depth_multiplier: m,
+                use_bias,
+                ..
+            } => {
+                let geom = conv_geom(graph, v, n);
+                if plan.weight_grad[v] {
+                    let grads = &mut self.param_grads.tensors[v];
+                    sum_over_batch(n, x, in_per, dz, out_per, &mut grads[0], |k, xc, dc, dw| {
+                        k::depthwise_backward_weight(&geom.with_batch(k), m, xc, dc, dw)
+                    });
+                    if use_bias {
+                        k::bias_backward(dz, node.shape.channels(), &mut grads[1]);
+                    }
+                }
+                if want_dx {
+                    for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
+                        k::depthwise_backward_input(&geom.with_batch(k), m, dc, &p[0], xc)
+                    });
+                }
+            }
+            Op::Dense {
+                units, use_bias, ..
+            } => {
+                if plan.weight_grad[v] {
+                    let grads = &mut self.param_grads.tensors[v];
+                    sum_over_batch(n, x, in_per, dz, out_per, &mut grads[0], |k, xc, dc, dw| {
+                        k::dense_backward_weight(k, in_per, units, xc, dc, dw)
+                    });
+                    if use_bias {
+                        k::bias_backward(dz, units, &mut grads[1]);
+                    }
+                }
+                if want_dx {
+                    for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
+                        k::dense_backward_input(k, in_per, units, dc, &p[0], xc)
+                    });
+                }
+            }
+            Op::MaxPooling2D { .. } => {
+                if want_dx {
+                    let g = pool_geom(graph, v, n);
+                    let chunk = n.div_ceil(rayon::current_num_threads()).max(1);
+                    let argmax = &self.aux[v].argmax;
+                    dx.par_chunks_mut(chunk * in_per)
+                        .zip(dz.par_chunks(chunk * out_per))
+                        .zip(argmax.par_chunks(chunk * out_per))
+                        .for_each(|((xc, dc), ac)| {
+                            k::max_pool_backward(&g.with_batch(dc.len() / out_per), ac, dc, xc)
+                        });
+                }
+            }
+            Op::AveragePooling2D { .. } => {
+                if want_dx {
+                    let g = pool_geom(graph, v, n);
+                    for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
+                        k::avg_pool_backward(&g.with_batch(k), dc, xc)
+                    });
+                }
+            }
+            Op::GlobalAveragePooling2D => {
+                if want_dx {
+                    let c = out_per;
+                    for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
+                        k::global_avg_pool_backward(k, in_per / c, c, dc, xc)
+                    });
+                }
+            }
+            Op::Flatten | Op::Activation(_) | Op::ReLU(_) => {
+                if want_dx {
+                    dx.copy_from_slice(dz);
+                }
+            }
+            Op::Dropout { .. } => {
+                if want_dx {
+                    let mask = &self.aux[v].mask;
+                    if mask.is_empty() {
+                        dx.copy_from_slice(dz);
+                    } else {
+                        k::dropout_forward(dz, mask, &mut dx);
+                    }
+                }
+            }
+            Op::BatchNormalization { epsilon, .. } => {
+                let c = node.shape.channels();
+                let rows = dz.len() / c;
+                let aux = &self.aux[v];
+                let [gamma, _, mean, var] = &p[..] else {
+                    return;
+                };
+                if aux.bn_batch_stats {
+                    let mut dgamma = vec![0.0; c];
+                    let mut dbeta = vec![0.0; c];
+                    let mut d = if want_dx {
+                        std::mem::take(&mut dx)
+                    } else {
+                        vec![0.0; dz.len()]
+                    };
+                    k::batch_norm_backward(
+                        rows,
+                        c,
+                        x,
+                        dz,
+                        gamma,
+                        &aux.bn_mean,
+                        &aux.bn_var,
+                        epsilon,
+                        &mut d,
+                        &mut dgamma,
+                        &mut dbeta,
+                    );
+                    if want_dx {
+                        dx = d;
+                    }
+                    if plan.weight_grad[v] {
+                        self.param_grads.tensors[v][0] = dgamma;
+                        self.param_grads.tensors[v][1] = dbeta;
+                    }
+                } else {
+                    if plan.weight_grad[v] {
+                        // Inference-mode normalisation with trainable gamma/beta (not reached
+                        // in Keras, where a trainable BN trains on batch statistics).
+                        let (dgamma, dbeta) =
+                            bn_infer_param_grads(rows, c, x, dz, mean, var, epsilon);
+                        self.param_grads.tensors[v][0] = dgamma;
+                        self.param_grads.tensors[v][1] = dbeta;
+                    }
+                    if want_dx {
+                        k::batch_norm_backward_infer(rows, c, dz, gamma, var, epsilon, &mut dx);
+                    }
+                }
+            }
+            Op::ZeroPadding2D(pad) => {
+                if want_dx {
+                    let (h, w, c) = graph.nodes[u].shape.hwc().unwrap_or((1, 1, 1));
+                    for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
+                        k::zero_pad_backward(k, h, w, c, pad, dc, xc)
+                    });
+                }
+            }
+            Op::Add => {
+                let dz = dz.to_vec();
+                for &w in &node.inputs {
+                    if plan.out_grad[w] {
+                        self.give(w, dz.clone());
+                    }
+                }
+                self.grads[v] = dy;
+                return;
+            }
+        }
+        if want_dx {
+            self.give(u, dx);
+        }
+        self.grads[v] = dy;
+    }
+}
+
+/// Gamma and beta gradients of inference-mode batch normalisation.
+fn bn_infer_param_grads(
+    rows: usize,
+    c: usize,
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut dgamma = vec![0.0; c];
+    let mut dbeta = vec![0.0; c];
+    for r in 0..rows {
+        for i in 0..c {
+            let xhat = (x[r * c + i] - mean[i]) / (var[i] + eps).sqrt();
+            dgamma[i] += dy[r * c + i] * xhat;
+            dbeta[i] += dy[r * c + i];
+        }
+    }
+    (dgamma, dbeta)
+}

@@ -1,0 +1,273 @@
+//! Turning a model file and command-line overrides into a ready [`Trainer`]: lowering, data
+//! loading and every check that must fail before training starts (labels that do not fit the
+//! output, an input shape the data does not have, an unwritable save directory, a checkpoint
+//! that does not fit).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::checkpoint::{self, CheckpointError};
+use super::{Loss, Optimizer, ParamStore, TrainConfig, TrainData, Trainer};
+use crate::data::{self, DataError};
+use crate::ir::{self, Graph, LoadError};
+use crate::model::{self, DataSpec, LossSpec, ModelFile, TrainSpec, ValidationSpec};
+
+/// Command-line overrides of a model's `train` section.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Use only the first N training samples.
+    pub limit: Option<usize>,
+    pub save: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+}
+
+/// Why training could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{}: the model has no `train` section: add one with `data`, `loss` and `optimizer` (see models/mnist.ron)", file.display())]
+    NoTrainSection { file: PathBuf },
+    #[error("{}: `train.{field}` must be {constraint}, got {value}", file.display())]
+    BadSetting {
+        file: PathBuf,
+        field: &'static str,
+        value: String,
+        constraint: &'static str,
+    },
+    #[error("{flag} must be at least 1, got {value}")]
+    BadFlag { flag: &'static str, value: usize },
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{}: the data's {split} labels go up to {max_label}, but the output layer `{layer}` has {units} unit(s) for {loss:?}; {fix}", file.display())]
+    LabelOutOfRange {
+        file: PathBuf,
+        split: &'static str,
+        max_label: u32,
+        layer: String,
+        units: usize,
+        loss: LossSpec,
+        fix: String,
+    },
+    #[error("{}: the data's images are {data:?} (height, width, channels) but the model's input is {model:?}; change `input` to match", file.display())]
+    InputMismatch {
+        file: PathBuf,
+        data: [usize; 3],
+        model: Vec<usize>,
+    },
+    #[error("{0}")]
+    SaveDir(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// A trainer ready to run, with what the caller may want to show first.
+pub struct Prepared {
+    pub trainer: Trainer,
+    pub warnings: Vec<String>,
+    pub file: ModelFile,
+}
+
+/// sha256 of a model file's text, as checkpoints record it.
+pub fn model_hash(source: &str) -> String {
+    Sha256::digest(source.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn bad(
+    file: &Path,
+    field: &'static str,
+    value: impl ToString,
+    constraint: &'static str,
+) -> SetupError {
+    SetupError::BadSetting {
+        file: file.to_path_buf(),
+        field,
+        value: value.to_string(),
+        constraint,
+    }
+}
+
+/// Loads the data a `train` section names, applying `limit` to the training samples.
+///
+/// # Errors
+/// Data errors naming the files.
+pub fn load_data(
+    file: &ModelFile,
+    spec: &TrainSpec,
+    limit: Option<usize>,
+) -> Result<TrainData, SetupError> {
+    let DataSpec::Idx { dir, rescale } = &spec.data;
+    let rescale = rescale.unwrap_or(1.0 / 255.0) as f32;
+    let splits = data::load_idx_dir(&file.resolve(dir), rescale)?;
+    let mut train = splits.train;
+    if let Some(limit) = limit {
+        train = train.take(limit);
+    }
+    let (train, validation) = match spec.validation {
+        ValidationSpec::None => (train, None),
+        ValidationSpec::TestSplit => (train, Some(splits.test.clone())),
+        ValidationSpec::Split(f) => {
+            let (t, v) = train.split_tail(f)?;
+            (t, Some(v))
+        }
+    };
+    Ok(TrainData {
+        train,
+        validation,
+        test: Some(splits.test),
+    })
+}
+
+/// Checks that labels fit the output layer and images fit the input.
+fn check_data(
+    file: &Path,
+    graph: &Graph,
+    loss: LossSpec,
+    data: &TrainData,
+) -> Result<(), SetupError> {
+    let units = graph.output_shape().elems();
+    let out = &graph.nodes[graph.output].name;
+    let sets = [
+        ("training", Some(&data.train)),
+        ("validation", data.validation.as_ref()),
+        ("test", data.test.as_ref()),
+    ];
+    for (split, set) in sets {
+        let Some(set) = set else { continue };
+        let want = graph.input_shape().0.clone();
+        if set.shape[..] != want[..] {
+            return Err(SetupError::InputMismatch {
+                file: file.to_path_buf(),
+                data: set.shape,
+                model: want,
+            });
+        }
+        let max_label = set.labels.iter().copied().max().unwrap_or(0);
+        let limit = if loss == LossSpec::BinaryCrossentropy {
+            2
+        } else {
+            units
+        };
+        let fits =
+            (max_label as usize) < limit && !(loss == LossSpec::BinaryCrossentropy && units != 1);
+        if !fits {
+            let fix = if loss == LossSpec::BinaryCrossentropy {
+                "BinaryCrossentropy needs labels 0 and 1 and one sigmoid unit".to_string()
+            } else {
+                format!("give `{out}` {} units", max_label + 1)
+            };
+            return Err(SetupError::LabelOutOfRange {
+                file: file.to_path_buf(),
+                split,
+                max_label,
+                layer: out.clone(),
+                units,
+                loss,
+                fix,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn positive(file: &Path, field: &'static str, v: i64) -> Result<usize, SetupError> {
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v > 0)
+        .ok_or_else(|| bad(file, field, v, "at least 1"))
+}
+
+/// Builds a trainer for `path` with `overrides`: everything that can be wrong is reported
+/// here, before the first batch.
+///
+/// # Errors
+/// Every [`SetupError`].
+pub fn prepare(path: &Path, overrides: &Overrides) -> Result<Prepared, SetupError> {
+    let file = model::load(path).map_err(LoadError::from)?;
+    let graph = ir::lower(&file)?;
+    let spec = file
+        .spec
+        .train
+        .clone()
+        .ok_or_else(|| SetupError::NoTrainSection {
+            file: path.to_path_buf(),
+        })?;
+    let flag = |flag: &'static str, v: Option<usize>| match v {
+        Some(0) => Err(SetupError::BadFlag { flag, value: 0 }),
+        other => Ok(other),
+    };
+    let epochs = match flag("--epochs", overrides.epochs)? {
+        Some(e) => e,
+        None => positive(path, "epochs", spec.epochs.unwrap_or(1))?,
+    };
+    let batch_size = match flag("--batch-size", overrides.batch_size)? {
+        Some(b) => b,
+        None => positive(path, "batch_size", spec.batch_size.unwrap_or(32))?,
+    };
+    flag("--limit", overrides.limit)?;
+    if let ValidationSpec::Split(f) = spec.validation
+        && !(0.0..1.0).contains(&f)
+    {
+        return Err(bad(
+            path,
+            "validation",
+            format!("Split({f})"),
+            "a fraction in [0, 1)",
+        ));
+    }
+    let lr = spec.optimizer.learning_rate();
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(bad(
+            path,
+            "optimizer.learning_rate",
+            lr,
+            "a positive number",
+        ));
+    }
+    let save_dir = overrides
+        .save
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&graph.name));
+    super::trainer::check_writable(&save_dir).map_err(SetupError::SaveDir)?;
+    let data = load_data(&file, &spec, overrides.limit)?;
+    check_data(path, &graph, spec.loss, &data)?;
+
+    let mut params = ParamStore::init(&graph, spec.seed);
+    for (weights, layers) in &graph.base_weights {
+        checkpoint::load(weights)?.apply(&graph, &mut params, Some(layers))?;
+    }
+    let optimizer = Optimizer::new(spec.optimizer, &graph);
+    let loss = Loss::new(spec.loss, &graph);
+    let config = TrainConfig {
+        epochs,
+        batch_size,
+        seed: spec.seed,
+        save_dir,
+        model_hash: model_hash(&file.source),
+    };
+    let mut trainer = Trainer::new(graph, params, optimizer, loss, data, config);
+    let mut warnings = Vec::new();
+    if let Some(resume) = &overrides.resume {
+        let ckpt = checkpoint::load(resume)?;
+        warnings.extend(trainer.resume(&ckpt)?);
+    }
+    if let Some(limit) = overrides.limit
+        && limit > trainer.data.train.len()
+    {
+        warnings.push(format!(
+            "--limit {limit} is more than the {} training samples; using all of them",
+            trainer.data.train.len()
+        ));
+    }
+    Ok(Prepared {
+        trainer,
+        warnings,
+        file,
+    })
+}
