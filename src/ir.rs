@@ -19,4 +19,4 @@ pub use error::{LoadError, LowerError};
 pub use graph::{Graph, Node, NodeId, Param, ParamInit, ParamKind, Shape};
 pub use lower::{load, lower};
 pub use op::Op;
-pub use summary::{render_summary, summary_json};
+pub use summary::{render_summary, summary_json, thousands};

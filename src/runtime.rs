@@ -15,7 +15,7 @@ mod session;
 pub mod setup;
 pub mod trainer;
 
-pub use event::{Command, EpochMetrics, Event, LayerHealth};
+pub use event::{Command, EpochMetrics, Event, FeatureMaps, LayerHealth};
 pub use history::History;
 pub use loss::{BatchLoss, Loss, argmax};
 pub use optimizer::Optimizer;

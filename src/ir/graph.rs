@@ -176,6 +176,18 @@ impl Graph {
         out
     }
 
+    /// Fine-tuning from `name`: freezes every layer before it and unfreezes it and every layer
+    /// after it. Returns false when no layer has that name.
+    pub fn fine_tune_from(&mut self, name: &str) -> bool {
+        let Some(first) = self.node_by_name(name) else {
+            return false;
+        };
+        for (id, node) in self.nodes.iter_mut().enumerate().skip(1) {
+            node.trainable = id >= first;
+        }
+        true
+    }
+
     /// Freezes `name` and every layer before it (Keras "freeze up to"); later layers keep
     /// their setting. Returns false when no layer has that name.
     pub fn freeze_up_to(&mut self, name: &str) -> bool {

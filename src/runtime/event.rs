@@ -27,6 +27,19 @@ pub struct EpochMetrics {
     pub learning_rate: f64,
 }
 
+/// One layer's activations for the fixed sample image the dashboard shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureMaps {
+    pub layer: String,
+    /// The layer's output shape without the batch: `[h, w, c]` or `[features]`.
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+    /// The sample image, `[h, w, c]`, and its label.
+    pub input_shape: Vec<usize>,
+    pub input: Vec<f32>,
+    pub label: u32,
+}
+
 /// Something that happened in training.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -53,6 +66,9 @@ pub enum Event {
     },
     EpochEnded(EpochMetrics),
     Health(Vec<LayerHealth>),
+    /// The watched layer's activations on the sample image (after `Command::Watch`, and every
+    /// few hundred milliseconds while training).
+    FeatureMaps(Box<FeatureMaps>),
     /// Result of a `Command::Evaluate` or of the final test evaluation.
     Evaluated {
         split: &'static str,
@@ -98,4 +114,8 @@ pub enum Command {
         layer: String,
         trainable: bool,
     },
+    /// Freeze every layer below this one; unfreeze it and every layer above (fine-tuning).
+    FineTuneFrom(String),
+    /// Sample this layer's activations on the sample image, now and while training.
+    Watch(String),
 }

@@ -250,6 +250,8 @@ pub fn prepare(path: &Path, overrides: &Overrides) -> Result<Prepared, SetupErro
         seed: spec.seed,
         save_dir,
         model_hash: model_hash(&file.source),
+        start_paused: false,
+        linger: false,
     };
     let mut trainer = Trainer::new(graph, params, optimizer, loss, data, config);
     let mut warnings = Vec::new();

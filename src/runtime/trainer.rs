@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use super::checkpoint::{self, TrainState};
 use super::{
-    Command, EpochMetrics, Event, History, LayerHealth, Loss, Mode, Optimizer, ParamStore, Plan,
-    Rng, Session,
+    Command, EpochMetrics, Event, FeatureMaps, History, LayerHealth, Loss, Mode, Optimizer,
+    ParamStore, Plan, Rng, Session,
 };
 use crate::data::Dataset;
 use crate::ir::Graph;
@@ -34,7 +34,15 @@ pub struct TrainConfig {
     pub save_dir: PathBuf,
     /// sha256 of the model file, stored in checkpoints.
     pub model_hash: String,
+    /// Wait for `Command::Resume` before the first batch (the dashboard's `t`).
+    pub start_paused: bool,
+    /// After training ends, keep answering `Watch` and `Evaluate` until the command channel
+    /// closes (the dashboard stays open with the final state).
+    pub linger: bool,
 }
+
+/// How often feature maps of the watched layer are sampled during training.
+const FEATURE_MAP_EVERY: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How often (in batches) health statistics are computed and sent.
 const HEALTH_EVERY: usize = 25;
@@ -55,6 +63,8 @@ pub struct Trainer {
     /// Set by Ctrl-C: finish the batch, save, stop.
     pub interrupt: Arc<AtomicBool>,
     state: TrainState,
+    /// The layer whose feature maps are sampled, and when they were last sent.
+    watched: Option<(usize, Instant)>,
     shuffle_rng: Rng,
     dropout_rng: Rng,
     plan: Plan,
@@ -97,6 +107,7 @@ impl Trainer {
             history: History::default(),
             interrupt: Arc::new(AtomicBool::new(false)),
             state,
+            watched: None,
             plan,
         }
     }
@@ -230,6 +241,29 @@ impl Trainer {
                 self.optimizer.learning_rate = lr;
                 let _ = events.send(Event::LearningRate(lr));
             }
+            Command::Watch(layer) => match self.graph.node_by_name(&layer) {
+                Some(v) => {
+                    self.watched = Some((v, Instant::now()));
+                    self.send_feature_maps(v, eval, events);
+                }
+                None => {
+                    let _ = events.send(Event::Warning(format!("no layer named `{layer}`")));
+                }
+            },
+            Command::FineTuneFrom(layer) => {
+                if self.graph.fine_tune_from(&layer) {
+                    self.plan = Plan::new(&self.graph, &[]);
+                    for node in &self.graph.nodes[1..] {
+                        let _ = events.send(Event::TrainableChanged {
+                            layer: node.name.clone(),
+                            trainable: node.trainable,
+                            trainable_params: self.graph.trainable_params(),
+                        });
+                    }
+                } else {
+                    let _ = events.send(Event::Warning(format!("no layer named `{layer}`")));
+                }
+            }
             Command::SetTrainable { layer, trainable } => match self.graph.node_by_name(&layer) {
                 Some(v) => {
                     self.graph.nodes[v].trainable = trainable;
@@ -247,6 +281,52 @@ impl Trainer {
             },
         }
         false
+    }
+
+    /// The sample image: the first test image, or the first training image.
+    fn sample(&self) -> (&Dataset, usize) {
+        match &self.data.test {
+            Some(t) if !t.is_empty() => (t, 0),
+            _ => (&self.data.train, 0),
+        }
+    }
+
+    /// Runs the sample image through the model and sends node `v`'s activations.
+    fn send_feature_maps(&mut self, v: usize, eval: &mut Session, events: &Sender<Event>) {
+        let (data, i) = self.sample();
+        if data.is_empty() {
+            return;
+        }
+        let input = data.image(i).to_vec();
+        let label = data.labels[i];
+        let input_shape = data.shape.to_vec();
+        eval.forward(
+            &self.graph,
+            &self.params,
+            &input,
+            1,
+            Mode::Infer,
+            &mut Rng::new(0),
+        );
+        let maps = FeatureMaps {
+            layer: self.graph.nodes[v].name.clone(),
+            shape: self.graph.nodes[v].shape.0.clone(),
+            values: eval.activation(v).to_vec(),
+            input_shape,
+            input,
+            label,
+        };
+        let _ = events.send(Event::FeatureMaps(Box::new(maps)));
+        self.watched = Some((v, Instant::now()));
+    }
+
+    /// Sends the watched layer's feature maps when they are due.
+    fn refresh_feature_maps(&mut self, eval: &mut Session, events: &Sender<Event>) {
+        if let Some((v, at)) = self.watched
+            && at.elapsed() >= FEATURE_MAP_EVERY
+        {
+            self.send_feature_maps(v, eval, events);
+        }
     }
 
     /// Reads pending commands (blocking while paused); returns true when training must stop.
@@ -270,7 +350,10 @@ impl Trainer {
             } else {
                 match commands.try_recv() {
                     Ok(c) => c,
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => return false,
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                        self.refresh_feature_maps(eval, events);
+                        return false;
+                    }
                 }
             };
             if self.obey(cmd, events, paused, eval) {
@@ -292,7 +375,7 @@ impl Trainer {
         let mut x = vec![0.0f32; bs * elems];
         let mut labels = vec![0u32; bs];
         let mut grad = Vec::new();
-        let mut paused = false;
+        let mut paused = self.config.start_paused;
         let mut stopped = false;
         let _ = events.send(Event::Started {
             epochs: self.config.epochs,
@@ -425,6 +508,16 @@ impl Trainer {
             test_accuracy,
             seconds,
         });
+        if self.config.linger && !self.interrupt.load(Ordering::Relaxed) {
+            // Until the consumer hangs up: `poll` returns true on disconnect or `Stop`; there
+            // is nothing left to resume, so it stays paused (blocking) whatever it is told.
+            loop {
+                let mut paused = true;
+                if self.poll(commands, events, &mut paused, &mut eval) {
+                    break;
+                }
+            }
+        }
         Outcome {
             stopped_early: stopped,
             test_accuracy,
