@@ -8,6 +8,7 @@
 //! Must not depend on anything of the `cnntui` crate.
 
 pub mod geom;
+pub mod jit;
 pub mod reference;
 
 pub use geom::{Conv2dGeom, Padding2d, Pool2dGeom};

@@ -1,0 +1,250 @@
+//! The JIT: one owner of the Cranelift `JITModule`, and the helpers every kernel emitter uses.
+//!
+//! Kernels are compiled in batches: [`Jit::define`] emits one function per kernel spec, then
+//! [`Jit::finish`] finalises them all at once and hands back [`Kernel`]s, callable values that
+//! keep the machine code alive (the code is freed when the last kernel of the batch is
+//! dropped).
+//!
+//! Every kernel has one C signature, `fn(buffers: *const *mut u8, start: usize, end: usize)`:
+//! `buffers` is an array of the kernel's buffer pointers (each emitter documents its order),
+//! and `[start, end)` is the range of work items this call covers (each emitter documents what
+//! an item is — usually an output row of the batch), so that the runtime splits work across
+//! threads by calling the same kernel on disjoint ranges.
+//!
+//! Facts about Cranelift 0.135 on x86-64 that shape the emitters: only 128-bit vectors
+//! (`f32x4`) lower; `fma.f32x4` is one `vfmadd` only when the ISA has FMA (checked in
+//! [`Jit::new`]); `fmax.f32x4` lowers to 8 instructions while `bitselect(fcmp lt a b, b, a)`
+//! is one `vmaxps`; with `opt_level=speed` the optimiser hoists loads and spills, so we
+//! compile with `opt_level=none` and emit well-scheduled IR ourselves.
+//!
+//! `unsafe` in this crate lives here only, each block with a `// SAFETY:` line.
+
+pub mod builder;
+pub mod elementwise;
+
+use std::sync::{Arc, Mutex};
+
+use cranelift_codegen::ir::{AbiParam, types};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module};
+
+pub use builder::Emit;
+
+/// The C signature of every JIT kernel.
+pub type KernelFn = unsafe extern "C" fn(buffers: *const *mut u8, start: usize, end: usize);
+
+/// Why a kernel could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    #[error("this CPU has no FMA; cnntui's JIT needs x86-64 with FMA (use `--backend reference`)")]
+    NoFma,
+    #[error("cannot set up Cranelift for this machine: {0}")]
+    Setup(String),
+    /// A verifier or code-generation error, with the kernel it happened in.
+    #[error("Cranelift rejected kernel `{kernel}`: {message}")]
+    Codegen { kernel: String, message: String },
+    /// The emitter does not handle this spec; the caller falls back to the reference kernel.
+    #[error("unsupported by the JIT: {0}")]
+    Unsupported(String),
+}
+
+/// Owns the code of one finished batch; frees it when the last [`Kernel`] goes.
+struct Code(Mutex<Option<JITModule>>);
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.0.lock()
+            && let Some(module) = guard.take()
+        {
+            // SAFETY: `Code` is dropped only when no `Kernel` (which holds an `Arc<Code>`)
+            // exists any more, so no pointer into this module can be called again.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// A compiled kernel: a function pointer and the code it lives in.
+#[derive(Clone)]
+pub struct Kernel {
+    name: Arc<str>,
+    f: KernelFn,
+    _code: Arc<Code>,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kernel({})", self.name)
+    }
+}
+
+impl Kernel {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs work items `[start, end)`.
+    ///
+    /// # Safety
+    /// `buffers` must hold, in the order the kernel's emitter documents, pointers to buffers
+    /// at least as large as its spec requires, valid for the kernel's reads and writes; calls
+    /// running at the same time must write disjoint parts of every output (disjoint ranges do).
+    pub unsafe fn call(&self, buffers: &[*mut u8], start: usize, end: usize) {
+        // SAFETY: the caller upholds the contract above; the code is alive while `self` is.
+        unsafe { (self.f)(buffers.as_ptr(), start, end) }
+    }
+}
+
+/// The JIT compiler: a `JITModule` being filled, with reusable contexts.
+pub struct Jit {
+    isa: OwnedTargetIsa,
+    module: JITModule,
+    ctx: cranelift_codegen::Context,
+    fctx: FunctionBuilderContext,
+    pending: Vec<(FuncId, String)>,
+    disasm: Option<String>,
+}
+
+impl Jit {
+    /// A JIT for this machine.
+    ///
+    /// # Errors
+    /// [`JitError::NoFma`] when the CPU has no FMA, [`JitError::Setup`] otherwise.
+    pub fn new() -> Result<Self, JitError> {
+        let setup = |e: &dyn std::fmt::Display| JitError::Setup(e.to_string());
+        let mut flags = settings::builder();
+        flags.set("opt_level", "none").map_err(|e| setup(&e))?;
+        flags
+            .set("use_colocated_libcalls", "false")
+            .map_err(|e| setup(&e))?;
+        flags.set("is_pic", "false").map_err(|e| setup(&e))?;
+        let isa_builder = cranelift_native::builder().map_err(|e| setup(&e))?;
+        let isa = isa_builder
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| setup(&e))?;
+        let has_fma = isa
+            .isa_flags()
+            .iter()
+            .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
+        if !has_fma {
+            return Err(JitError::NoFma);
+        }
+        let module = JITModule::new(JITBuilder::with_isa(
+            isa.clone(),
+            cranelift_module::default_libcall_names(),
+        ));
+        let ctx = module.make_context();
+        Ok(Jit {
+            isa,
+            module,
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+            pending: Vec::new(),
+            disasm: None,
+        })
+    }
+
+    /// Defines one kernel named `name`; `body` emits its code with an [`Emit`] positioned in
+    /// the entry block, whose parameters are the buffer array, `start` and `end`. The body
+    /// must not emit the final `return` (it is added here).
+    ///
+    /// # Errors
+    /// [`JitError::Codegen`] with the kernel's name for verifier and code-generation errors;
+    /// whatever `body` returns.
+    pub fn define(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(&mut Emit<'_, '_>) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        let frontend = self.module.target_config();
+        let ptr = frontend.pointer_type();
+        self.module.clear_context(&mut self.ctx);
+        let sig = &mut self.ctx.func.signature;
+        sig.params.extend([
+            AbiParam::new(ptr),
+            AbiParam::new(types::I64),
+            AbiParam::new(types::I64),
+        ]);
+        let codegen = |message: String| JitError::Codegen {
+            kernel: name.to_string(),
+            message,
+        };
+        let id = self
+            .module
+            .declare_function(
+                &format!("{name}#{}", self.pending.len()),
+                Linkage::Local,
+                &self.ctx.func.signature,
+            )
+            .map_err(|e| codegen(e.to_string()))?;
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let params = b.block_params(entry).to_vec();
+            let mut emit = Emit::new(&mut b, ptr, params[0], params[1], params[2]);
+            body(&mut emit)?;
+            emit.finish();
+            b.finalize(frontend);
+        }
+        let want_disasm = self.disasm.is_some();
+        self.ctx.set_disasm(want_disasm);
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| codegen(format!("{e:?}")))?;
+        if want_disasm {
+            self.disasm = self.ctx.compiled_code().and_then(|c| c.vcode.clone());
+        }
+        self.pending.push((id, name.to_string()));
+        Ok(())
+    }
+
+    /// Keeps the machine code of every kernel defined from now on as text, for inspection
+    /// (spills, scheduling); see [`Jit::last_disasm`].
+    pub fn keep_disasm(&mut self) {
+        self.disasm.get_or_insert_with(String::new);
+    }
+
+    /// The machine code of the last defined kernel, when [`Jit::keep_disasm`] is on.
+    pub fn last_disasm(&self) -> Option<&str> {
+        self.disasm.as_deref().filter(|d| !d.is_empty())
+    }
+
+    /// Finalises every defined kernel, in definition order.
+    ///
+    /// # Errors
+    /// [`JitError::Codegen`] when relocation or finalisation fails.
+    pub fn finish(mut self) -> Result<Vec<Kernel>, JitError> {
+        self.module
+            .finalize_definitions()
+            .map_err(|e| JitError::Codegen {
+                kernel: "(batch)".into(),
+                message: e.to_string(),
+            })?;
+        let pointers: Vec<(*const u8, String)> = self
+            .pending
+            .iter()
+            .map(|(id, name)| (self.module.get_finalized_function(*id), name.clone()))
+            .collect();
+        let code = Arc::new(Code(Mutex::new(Some(self.module))));
+        Ok(pointers
+            .into_iter()
+            .map(|(p, name)| Kernel {
+                name: name.into(),
+                // SAFETY: `p` points at a finalised function compiled with `KernelFn`'s
+                // signature (pointer, i64, i64 under the platform's C calling convention).
+                f: unsafe { std::mem::transmute::<*const u8, KernelFn>(p) },
+                _code: code.clone(),
+            })
+            .collect())
+    }
+
+    /// The target this JIT compiles for.
+    pub fn isa(&self) -> &OwnedTargetIsa {
+        &self.isa
+    }
+}

@@ -1,0 +1,177 @@
+//! [`Emit`]: a thin layer over Cranelift's `FunctionBuilder` with what kernel emitters need —
+//! buffer pointers, constants, `f32x4` arithmetic that lowers to single instructions, and
+//! counted loops tested at the top.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_frontend::{FunctionBuilder, Variable};
+
+use super::JitError;
+
+/// `f32x4`, the only vector type Cranelift lowers on x86-64.
+pub const F32X4: Type = types::F32X4;
+
+/// Emits one kernel's body.
+pub struct Emit<'a, 'b> {
+    pub b: &'a mut FunctionBuilder<'b>,
+    pub ptr: Type,
+    buffers: Value,
+    /// First work item of this call.
+    pub start: Value,
+    /// One past the last work item of this call.
+    pub end: Value,
+    flags: MemFlagsData,
+}
+
+impl<'a, 'b> Emit<'a, 'b> {
+    pub(super) fn new(
+        b: &'a mut FunctionBuilder<'b>,
+        ptr: Type,
+        buffers: Value,
+        start: Value,
+        end: Value,
+    ) -> Self {
+        // Buffers are valid for every access (the runtime checks sizes before calling), so
+        // accesses need no trap metadata; they are only 4-byte aligned, so not `aligned`.
+        let mut flags = MemFlagsData::new();
+        let _ = flags.set_by_name("notrap");
+        Emit {
+            b,
+            ptr,
+            buffers,
+            start,
+            end,
+            flags,
+        }
+    }
+
+    pub(super) fn finish(&mut self) {
+        self.b.ins().return_(&[]);
+    }
+
+    /// The `i`-th buffer pointer of the call.
+    pub fn buffer(&mut self, i: usize) -> Value {
+        let offset = (i * self.ptr.bytes() as usize) as i32;
+        self.b
+            .ins()
+            .load(self.ptr, self.flags, self.buffers, offset)
+    }
+
+    pub fn iconst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    pub fn f32const(&mut self, v: f32) -> Value {
+        self.b.ins().f32const(v)
+    }
+
+    /// `v` in every lane.
+    pub fn splat(&mut self, v: f32) -> Value {
+        let s = self.f32const(v);
+        self.b.ins().splat(F32X4, s)
+    }
+
+    /// `base + index * scale + offset` (byte addressing).
+    pub fn addr(&mut self, base: Value, index: Value, scale: i64) -> Value {
+        let scaled = if scale == 1 {
+            index
+        } else {
+            self.b.ins().imul_imm_s(index, scale)
+        };
+        self.b.ins().iadd(base, scaled)
+    }
+
+    pub fn load_f32(&mut self, p: Value, offset: i32) -> Value {
+        self.b.ins().load(types::F32, self.flags, p, offset)
+    }
+
+    pub fn load_f32x4(&mut self, p: Value, offset: i32) -> Value {
+        self.b.ins().load(F32X4, self.flags, p, offset)
+    }
+
+    pub fn store(&mut self, v: Value, p: Value, offset: i32) {
+        self.b.ins().store(self.flags, v, p, offset);
+    }
+
+    /// A scalar loaded from memory into every lane.
+    pub fn load_splat(&mut self, p: Value, offset: i32) -> Value {
+        let s = self.load_f32(p, offset);
+        self.b.ins().splat(F32X4, s)
+    }
+
+    /// `a * b + c`, one `vfmadd` (the JIT refuses to start without FMA).
+    pub fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
+        self.b.ins().fma(a, b, c)
+    }
+
+    /// Lane-wise maximum as one `vmaxps`: `bitselect(a < b, b, a)`.
+    pub fn max(&mut self, a: Value, b: Value) -> Value {
+        let lt = self.mask(FloatCC::LessThan, a, b);
+        self.b.ins().bitselect(lt, b, a)
+    }
+
+    /// A lane mask `a cc b`, typed `f32x4` so it feeds `bitselect` directly.
+    pub fn mask(&mut self, cc: FloatCC, a: Value, b: Value) -> Value {
+        let m = self.b.ins().fcmp(cc, a, b);
+        // Little-endian lane order: a plain bit reinterpretation.
+        let mut little = MemFlagsData::new();
+        let _ = little.set_by_name("little");
+        self.b.ins().bitcast(F32X4, little, m)
+    }
+
+    /// Lane-wise minimum as one `vminps`: `bitselect(b < a, b, a)`.
+    pub fn min(&mut self, a: Value, b: Value) -> Value {
+        let lt = self.mask(FloatCC::LessThan, b, a);
+        self.b.ins().bitselect(lt, b, a)
+    }
+
+    /// A mutable variable of type `ty`, initialised to `init`.
+    pub fn var(&mut self, ty: Type, init: Value) -> Variable {
+        let v = self.b.declare_var(ty);
+        self.b.def_var(v, init);
+        v
+    }
+
+    /// `for i in (start..end).step_by(step) { body(i) }`, tested at the top.
+    ///
+    /// # Errors
+    /// Whatever `body` returns.
+    pub fn for_range(
+        &mut self,
+        start: Value,
+        end: Value,
+        step: i64,
+        mut body: impl FnMut(&mut Self, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        let header = self.b.create_block();
+        let inner = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        self.b.ins().jump(header, &[BlockArg::Value(start)]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, i, end);
+        self.b.ins().brif(more, inner, &[], exit, &[]);
+        self.b.switch_to_block(inner);
+        self.b.seal_block(inner);
+        body(self, i)?;
+        let next = self.b.ins().iadd_imm_s(i, step);
+        self.b.ins().jump(header, &[BlockArg::Value(next)]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        Ok(())
+    }
+
+    /// `for i in start..end` over the call's work items.
+    ///
+    /// # Errors
+    /// Whatever `body` returns.
+    pub fn for_items(
+        &mut self,
+        body: impl FnMut(&mut Self, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        let (start, end) = (self.start, self.end);
+        self.for_range(start, end, 1, body)
+    }
+}
