@@ -16,7 +16,7 @@ mod op;
 mod summary;
 
 pub use error::{LoadError, LowerError};
-pub use graph::{Graph, Node, NodeId, Param, ParamInit, ParamKind, Shape};
+pub use graph::{FusedGroup, Graph, Node, NodeId, Param, ParamInit, ParamKind, Shape};
 pub use lower::{load, lower};
 pub use op::Op;
 pub use summary::{render_summary, summary_json, thousands};

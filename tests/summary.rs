@@ -151,3 +151,28 @@ fn the_table_has_keras_columns_and_totals() {
         "{text}"
     );
 }
+
+#[test]
+fn fused_groups_are_marked_without_merging_rows() {
+    let v = summary_json("models/mnist.ron");
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 8, "one row per Keras layer");
+    assert_eq!(layers[0]["fused_group"]["kind"], "ConvBiasReluMaxPool");
+    assert_eq!(layers[1]["fused_group"]["kind"], "ConvBiasReluMaxPool");
+    assert_eq!(
+        layers[0]["fused_group"]["index"],
+        layers[1]["fused_group"]["index"]
+    );
+    assert_eq!(
+        layers[5]["fused_group"],
+        serde_json::Value::Null,
+        "Flatten is not fused"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cnntui"))
+        .args(["summary", "models/mnist.ron"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cnntui runs");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("↳ fused #1: ConvBiasReluMaxPool"), "{text}");
+}

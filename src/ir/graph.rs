@@ -126,6 +126,15 @@ impl Node {
     }
 }
 
+/// Nodes executed as one kernel, set by `crate::passes`: a chain whose first member is a
+/// convolution or dense layer; every member but the last has the next as its only consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FusedGroup {
+    pub members: Vec<NodeId>,
+    /// What the kernel does, e.g. `ConvBiasReluMaxPool`.
+    pub kind: String,
+}
+
 /// A lowered model: nodes in topological order, node 0 the input.
 #[derive(Clone, Debug)]
 pub struct Graph {
@@ -138,6 +147,8 @@ pub struct Graph {
     pub functional: bool,
     /// Weight files to load into layers of a `base`, with the names of those layers.
     pub base_weights: Vec<(std::path::PathBuf, Vec<String>)>,
+    /// Fused groups (empty until `crate::passes::optimize` runs).
+    pub groups: Vec<FusedGroup>,
 }
 
 impl Graph {
@@ -163,6 +174,14 @@ impl Graph {
 
     pub fn non_trainable_params(&self) -> usize {
         self.total_params() - self.trainable_params()
+    }
+
+    /// The fused group `node` belongs to: (group index, the group).
+    pub fn group_of(&self, node: NodeId) -> Option<(usize, &FusedGroup)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .find(|(_, g)| g.members.contains(&node))
     }
 
     /// Consumers of each node.

@@ -95,6 +95,7 @@ pub fn lower(file: &ModelFile) -> Result<Graph, LoadError> {
         output,
         functional,
         base_weights,
+        groups: Vec::new(),
     };
     if let Some(FreezeSpec::UpTo(name)) = &file.spec.freeze
         && !graph.freeze_up_to(name)

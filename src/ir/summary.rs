@@ -31,8 +31,9 @@ pub fn thousands(n: usize) -> String {
 
 /// Renders the summary in Keras 3's layout: `Layer (type)`, `Output Shape`, `Param #` (and
 /// `Connected to` for functional models, `Trainable` when some layer is frozen), then the
-/// totals. `group` gives an optional fused-group label per node, shown after the type.
-pub fn render_summary(g: &Graph, group: &dyn Fn(usize) -> Option<String>) -> String {
+/// totals. Members of fused groups (see `crate::passes`) keep their own rows; a line under
+/// each names its group, numbered in order.
+pub fn render_summary(g: &Graph) -> String {
     let show_trainable = g
         .nodes
         .iter()
@@ -52,8 +53,13 @@ pub fn render_summary(g: &Graph, group: &dyn Fn(usize) -> Option<String>) -> Str
         .skip(usize::from(!g.functional))
         .map(|(id, n)| {
             let mut name = vec![format!("{} ({})", n.name, n.op.class_name())];
-            if let Some(label) = group(id) {
-                name.push(format!("  ↳ {label}"));
+            if let Some((k, group)) = g.group_of(id) {
+                let label = if group.members.len() == 1 {
+                    format!("  ↳ fused: {}", group.kind)
+                } else {
+                    format!("  ↳ fused #{}: {}", k + 1, group.kind)
+                };
+                name.push(label);
             }
             let mut row = vec![
                 name,
@@ -163,8 +169,8 @@ pub fn render_summary(g: &Graph, group: &dyn Fn(usize) -> Option<String>) -> Str
 }
 
 /// The summary as one JSON object: `name`, `layers` (`name`, `type`, `output_shape`, `params`,
-/// `trainable`, `inputs`), `total_params`, `trainable_params`, `non_trainable_params`.
-pub fn summary_json(g: &Graph, group: &dyn Fn(usize) -> Option<String>) -> serde_json::Value {
+/// `trainable`, `inputs`, `fused_group`), `total_params`, `trainable_params`, `non_trainable_params`.
+pub fn summary_json(g: &Graph) -> serde_json::Value {
     let layers: Vec<serde_json::Value> = g
         .nodes
         .iter()
@@ -178,7 +184,7 @@ pub fn summary_json(g: &Graph, group: &dyn Fn(usize) -> Option<String>) -> serde
                 "params": n.param_count(),
                 "trainable": n.trainable,
                 "inputs": n.inputs.iter().map(|&i| g.nodes[i].name.clone()).collect::<Vec<_>>(),
-                "fused_group": group(id),
+                "fused_group": g.group_of(id).map(|(k, group)| serde_json::json!({"index": k, "kind": group.kind})),
             })
         })
         .collect();
