@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use cnntui::headless::Printer;
 use cnntui::ir;
+use cnntui::passes;
 use cnntui::runtime::setup::{self, Overrides};
+use cnntui::runtime::{Backend, Mode};
 
 /// Learn, train and inspect convolutional networks on a CPU, from a terminal.
 #[derive(Debug, Parser)]
@@ -41,7 +43,60 @@ enum Cmd {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Which fusion to show: inference folds batch normalisation, training cannot.
+        #[arg(long, value_enum, default_value = "infer")]
+        mode: ModeArg,
     },
+    /// Measure compile time, per-layer forward and backward time and GFLOP/s, samples/s.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    Infer,
+    Train,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Infer => Mode::Infer,
+            ModeArg::Train => Mode::Train,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    /// The plain-Rust reference kernels.
+    Reference,
+    /// One im2col buffer per layer and ndarray's GEMM (a baseline).
+    Im2col,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// A model file (RON), e.g. models/vgg16.ron.
+    model: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, value_enum, default_value = "infer")]
+    mode: ModeArg,
+    /// Samples per batch (default 64 for training, 256 for inference).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    #[arg(long, value_enum, default_value = "reference")]
+    backend: BackendArg,
+    /// Also measure the other implementations side by side (time-capped).
+    #[arg(long)]
+    baselines: bool,
+    /// Seconds of measurement per implementation (after warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
 }
 
 #[derive(Debug, Args)]
@@ -104,22 +159,171 @@ pub fn run() -> i32 {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
-        Some(Cmd::Summary { model, json }) => summary(&model, json),
+        Some(Cmd::Summary { model, json, mode }) => summary(&model, json, mode.into()),
+        Some(Cmd::Bench(args)) => bench(args),
         Some(Cmd::Train(args)) => train(args),
         None => train(cli.train),
     }
 }
 
-fn summary(model: &Path, json: bool) -> Result<i32> {
-    let graph = ir::load(model)?;
-    let no_groups = |_| None;
+fn summary(model: &Path, json: bool, mode: Mode) -> Result<i32> {
+    let mut graph = ir::load(model)?;
+    let target = passes::Target {
+        training: mode == Mode::Train,
+        requested: vec![],
+    };
+    passes::optimize(&mut graph, &target).map_err(|e| Internal(e.to_string()))?;
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&ir::summary_json(&graph, &no_groups))?
+            serde_json::to_string_pretty(&ir::summary_json(&graph))?
         );
     } else {
-        print!("{}", ir::render_summary(&graph, &no_groups));
+        print!("{}", ir::render_summary(&graph));
+    }
+    Ok(0)
+}
+
+/// Sets rayon's global pool to `threads`, saying so when that is more than the cores.
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    let Some(threads) = threads else {
+        return Ok(());
+    };
+    if threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > cores {
+        eprintln!(
+            "note: --threads {threads} is more than the {cores} cores of this machine; threads will share cores"
+        );
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| Internal(e.to_string()))?;
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<i32> {
+    use cnntui::bench::{BenchConfig, measure, peak_rss_mb};
+    set_threads(args.threads)?;
+    let mode: Mode = args.mode.into();
+    let batch = args
+        .batch
+        .unwrap_or(if mode == Mode::Train { 64 } else { 256 });
+    if batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be a positive number");
+    }
+    let mut graph = ir::load(&args.model)?;
+    let backend = match args.backend {
+        BackendArg::Reference => Backend::Reference,
+        BackendArg::Im2col => Backend::Im2col,
+    };
+    let compile = std::time::Instant::now();
+    let target = passes::Target {
+        training: mode == Mode::Train,
+        requested: vec![],
+    };
+    passes::optimize(&mut graph, &target).map_err(|e| Internal(e.to_string()))?;
+    let compile_ms = compile.elapsed().as_secs_f64() * 1e3;
+    let budget = std::time::Duration::from_secs_f64(args.seconds);
+    let cfg = BenchConfig {
+        mode,
+        batch,
+        backend,
+        budget,
+        min_iters: 3,
+    };
+    let figures = measure(&graph, &cfg);
+    let baselines = args.baselines.then(|| {
+        let mut out = serde_json::Map::new();
+        for (name, b) in [
+            ("reference", Backend::Reference),
+            ("im2col_ndarray", Backend::Im2col),
+        ] {
+            let f = measure(
+                &graph,
+                &BenchConfig {
+                    backend: b,
+                    budget: budget.min(std::time::Duration::from_secs(10)),
+                    ..cfg.clone()
+                },
+            );
+            out.insert(
+                name.to_string(),
+                serde_json::json!({ "samples_per_s": f.samples_per_s, "gflops": f.gflops }),
+            );
+        }
+        out
+    });
+    let threads = rayon::current_num_threads();
+    let peak = peak_rss_mb();
+    let mode_name = if mode == Mode::Train {
+        "train"
+    } else {
+        "infer"
+    };
+    let backend_name = format!("{:?}", args.backend).to_lowercase();
+    if args.json {
+        let mut v = serde_json::json!({
+            "model": graph.name,
+            "backend": backend_name,
+            "compile_ms": compile_ms,
+            "mode": mode_name,
+            "batch": batch,
+            "threads": threads,
+            "samples_per_s": figures.samples_per_s,
+            "gflops": figures.gflops,
+            "peak_rss_mb": peak,
+            "iterations": figures.iterations,
+            "layers": figures.layers,
+        });
+        if let Some(b) = baselines {
+            v["baselines"] = serde_json::Value::Object(b);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!(
+        "{}: {mode_name}, batch {batch}, {threads} threads, backend {backend_name}",
+        graph.name
+    );
+    println!("compile: {compile_ms:.1} ms");
+    println!(
+        "{:<28} {:<22} {:>11} {:>12} {:>9}  fused",
+        "layer", "type", "forward ms", "backward ms", "GFLOP/s"
+    );
+    for l in &figures.layers {
+        let bwd = l.backward_ms.map_or("-".to_string(), |b| format!("{b:.3}"));
+        let gf = l.gflops.map_or("-".to_string(), |g| format!("{g:.1}"));
+        println!(
+            "{:<28} {:<22} {:>11.3} {:>12} {:>9}  {}",
+            l.name,
+            l.kind,
+            l.forward_ms,
+            bwd,
+            gf,
+            l.fused.as_deref().unwrap_or("")
+        );
+    }
+    println!(
+        "whole model: {:.1} samples/s, {:.1} GFLOP/s ({} iterations, medians)",
+        figures.samples_per_s, figures.gflops, figures.iterations
+    );
+    if let Some(p) = peak {
+        println!("peak RSS: {p:.0} MiB");
+    }
+    if let Some(b) = baselines {
+        for (name, v) in b {
+            println!(
+                "baseline {name}: {:.1} samples/s",
+                v["samples_per_s"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     Ok(0)
 }
@@ -128,21 +332,7 @@ fn train(args: TrainArgs) -> Result<i32> {
     let model = args.model.context(
         "no model file given: pass one, e.g. `cnntui train models/mnist.ron --headless`",
     )?;
-    if let Some(threads) = args.threads {
-        if threads == 0 {
-            anyhow::bail!("--threads must be at least 1");
-        }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads > cores {
-            eprintln!(
-                "note: --threads {threads} is more than the {cores} cores of this machine; threads will share cores"
-            );
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|e| Internal(e.to_string()))?;
-    }
+    set_threads(args.threads)?;
     let overrides = Overrides {
         epochs: args.epochs,
         batch_size: args.batch_size,

@@ -9,8 +9,10 @@
 // path; boxing them all would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod bench;
 pub mod data;
 pub mod headless;
 pub mod ir;
 pub mod model;
+pub mod passes;
 pub mod runtime;

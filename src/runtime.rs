@@ -6,6 +6,7 @@
 pub mod checkpoint;
 mod event;
 pub mod history;
+mod im2col;
 mod loss;
 mod optimizer;
 mod params;
@@ -22,5 +23,5 @@ pub use optimizer::Optimizer;
 pub use params::ParamStore;
 pub use plan::Plan;
 pub use rng::Rng;
-pub use session::{Mode, OutputLink, Session};
+pub use session::{Backend, Mode, OutputLink, Session};
 pub use trainer::{Outcome, TrainConfig, TrainData, Trainer};

@@ -9,7 +9,7 @@ use cnntui_kernels::reference::{self as k, Activation};
 use cnntui_kernels::{Conv2dGeom, Padding2d, Pool2dGeom};
 use rayon::prelude::*;
 
-use super::{ParamStore, Plan, Rng};
+use super::{ParamStore, Plan, Rng, im2col};
 use crate::ir::{Graph, NodeId, Op};
 
 /// Training (dropout on, batch statistics) or inference.
@@ -55,6 +55,22 @@ pub struct Session {
     /// Fraction of exactly-zero outputs of every ReLU-family node in the last training
     /// forward (dead ReLUs), `None` for other nodes.
     pub dead_fraction: Vec<Option<f32>>,
+    backend: Backend,
+    /// Per node, time spent in forward and backward since timing was enabled (`cnntui
+    /// bench`); `None` when not timing.
+    pub timings: Option<Vec<[std::time::Duration; 2]>>,
+}
+
+/// What computes convolutions and dense layers; everything else runs on the reference
+/// kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// The reference kernels (the oracle).
+    #[default]
+    Reference,
+    /// An im2col buffer per layer and `ndarray`'s GEMM: the honest baseline `cnntui bench
+    /// --baselines` compares against.
+    Im2col,
 }
 
 /// Splits a batch into contiguous chunks, one per thread, and runs `f(k, x_chunk, y_chunk)`.
@@ -190,6 +206,25 @@ impl Session {
             consumers,
             param_grads: ParamStore::zeros_like(graph),
             dead_fraction: vec![None; nodes],
+            backend: Backend::Reference,
+            timings: None,
+        }
+    }
+
+    /// The same session computing convolutions and dense layers with `backend`.
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Starts (or restarts) per-node timing of forward and backward.
+    pub fn start_timing(&mut self) {
+        self.timings = Some(vec![[std::time::Duration::ZERO; 2]; self.acts.len()]);
+    }
+
+    fn record(&mut self, v: NodeId, pass: usize, since: std::time::Instant) {
+        if let Some(t) = &mut self.timings {
+            t[v][pass] += since.elapsed();
         }
     }
 
@@ -236,7 +271,9 @@ impl Session {
             let len = n * node.shape.elems();
             let mut y = std::mem::take(&mut self.acts[v]);
             y.resize(len, 0.0);
+            let t = std::time::Instant::now();
             self.forward_node(graph, params, v, x, &mut y, mode, rng);
+            self.record(v, 0, t);
             if mode == Mode::Train && is_relu_family(node.op.activation()) && len > 0 {
                 let zeros = y.par_iter().filter(|&&v| v == 0.0).count();
                 self.dead_fraction[v] = Some(zeros as f32 / len as f32);
@@ -271,9 +308,12 @@ impl Session {
             Op::Conv2D { use_bias, .. } => {
                 let g = conv_geom(graph, v, n);
                 let bias = use_bias.then(|| &p[1][..]);
-                for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
-                    k::conv2d_forward(&g.with_batch(k), xc, &p[0], bias, yc)
-                });
+                match self.backend {
+                    Backend::Reference => for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                        k::conv2d_forward(&g.with_batch(k), xc, &p[0], bias, yc)
+                    }),
+                    Backend::Im2col => im2col::conv_forward(&g, input, &p[0], bias, y),
+                }
             }
             Op::DepthwiseConv2D {
                 depth_multiplier,
@@ -290,9 +330,14 @@ impl Session {
                 units, use_bias, ..
             } => {
                 let bias = use_bias.then(|| &p[1][..]);
-                for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
-                    k::dense_forward(k, in_per, units, xc, &p[0], bias, yc)
-                });
+                match self.backend {
+                    Backend::Reference => for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                        k::dense_forward(k, in_per, units, xc, &p[0], bias, yc)
+                    }),
+                    Backend::Im2col => {
+                        im2col::dense_forward(n, in_per, units, input, &p[0], bias, y)
+                    }
+                }
             }
             Op::MaxPooling2D { .. } => {
                 let g = pool_geom(graph, v, n);
@@ -434,7 +479,9 @@ impl Session {
         self.grads[graph.output].copy_from_slice(&d_out[..n * graph.output_shape().elems()]);
         for v in (1..graph.nodes.len()).rev() {
             if plan.out_grad[v] {
+                let t = std::time::Instant::now();
                 self.backward_node(graph, params, plan, v);
+                self.record(v, 1, t);
             }
         }
     }
@@ -485,19 +532,36 @@ impl Session {
             Op::Input => {}
             Op::Conv2D { use_bias, .. } => {
                 let geom = conv_geom(graph, v, n);
+                let im2col = self.backend == Backend::Im2col;
                 if plan.weight_grad[v] {
                     let grads = &mut self.param_grads.tensors[v];
-                    sum_over_batch(n, x, in_per, dz, out_per, &mut grads[0], |k, xc, dc, dw| {
-                        k::conv2d_backward_weight(&geom.with_batch(k), xc, dc, dw)
-                    });
+                    if im2col {
+                        im2col::conv_backward_weight(&geom, x, dz, &mut grads[0]);
+                    } else {
+                        sum_over_batch(
+                            n,
+                            x,
+                            in_per,
+                            dz,
+                            out_per,
+                            &mut grads[0],
+                            |k, xc, dc, dw| {
+                                k::conv2d_backward_weight(&geom.with_batch(k), xc, dc, dw)
+                            },
+                        );
+                    }
                     if use_bias {
                         k::bias_backward(dz, node.shape.channels(), &mut grads[1]);
                     }
                 }
                 if want_dx {
-                    for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
-                        k::conv2d_backward_input(&geom.with_batch(k), dc, &p[0], xc)
-                    });
+                    if im2col {
+                        im2col::conv_backward_input(&geom, dz, &p[0], &mut dx);
+                    } else {
+                        for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
+                            k::conv2d_backward_input(&geom.with_batch(k), dc, &p[0], xc)
+                        });
+                    }
                 }
             }
             Op::DepthwiseConv2D {
@@ -524,19 +588,34 @@ impl Session {
             Op::Dense {
                 units, use_bias, ..
             } => {
+                let im2col = self.backend == Backend::Im2col;
                 if plan.weight_grad[v] {
                     let grads = &mut self.param_grads.tensors[v];
-                    sum_over_batch(n, x, in_per, dz, out_per, &mut grads[0], |k, xc, dc, dw| {
-                        k::dense_backward_weight(k, in_per, units, xc, dc, dw)
-                    });
+                    if im2col {
+                        im2col::dense_backward_weight(n, in_per, units, x, dz, &mut grads[0]);
+                    } else {
+                        sum_over_batch(
+                            n,
+                            x,
+                            in_per,
+                            dz,
+                            out_per,
+                            &mut grads[0],
+                            |k, xc, dc, dw| k::dense_backward_weight(k, in_per, units, xc, dc, dw),
+                        );
+                    }
                     if use_bias {
                         k::bias_backward(dz, units, &mut grads[1]);
                     }
                 }
                 if want_dx {
-                    for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
-                        k::dense_backward_input(k, in_per, units, dc, &p[0], xc)
-                    });
+                    if im2col {
+                        im2col::dense_backward_input(n, in_per, units, dz, &p[0], &mut dx);
+                    } else {
+                        for_batch(n, dz, out_per, &mut dx, in_per, |k, dc, xc| {
+                            k::dense_backward_input(k, in_per, units, dc, &p[0], xc)
+                        });
+                    }
                 }
             }
             Op::MaxPooling2D { .. } => {

@@ -1,0 +1,160 @@
+//! `cnntui bench`: per-layer and whole-model speed of a model, measured after warm-up with
+//! medians, on random inputs of the model's shape.
+//!
+//! Speed is shown here and in `benches/`, never by a test that times itself. A consumer of
+//! the runtime like the dashboard and the headless printer; must not depend on `tui`.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::ir::Graph;
+use crate::model::{LossSpec, OptimizerSpec};
+use crate::runtime::{Backend, Loss, Mode, Optimizer, ParamStore, Plan, Rng, Session};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub mode: Mode,
+    pub batch: usize,
+    pub backend: Backend,
+    /// Wall-clock budget for the measured iterations (at least `min_iters` run).
+    pub budget: Duration,
+    pub min_iters: usize,
+}
+
+/// One layer's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerFigures {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The fused group this layer belongs to, if any.
+    pub fused: Option<String>,
+    pub forward_ms: f64,
+    pub backward_ms: Option<f64>,
+    pub gflops: Option<f64>,
+}
+
+/// A whole run's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct Figures {
+    pub samples_per_s: f64,
+    pub gflops: f64,
+    pub iterations: usize,
+    pub layers: Vec<LayerFigures>,
+}
+
+/// Multiply-adds of one sample's forward pass through node `v`.
+pub fn macs(g: &Graph, v: usize) -> usize {
+    let node = &g.nodes[v];
+    let c_in = node
+        .inputs
+        .first()
+        .map_or(0, |&u| g.nodes[u].shape.channels());
+    node.op.macs_per_sample(c_in, node.shape.elems())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+/// Runs `graph` repeatedly and measures it. In training mode an iteration is what the trainer
+/// does per batch: forward, loss, backward and an RMSprop update.
+pub fn measure(graph: &Graph, cfg: &BenchConfig) -> Figures {
+    let classes = graph.output_shape().elems();
+    let loss_spec = if classes == 1 {
+        LossSpec::BinaryCrossentropy
+    } else {
+        LossSpec::SparseCategoricalCrossentropy
+    };
+    let loss = Loss::new(loss_spec, graph);
+    let mut params = ParamStore::init(graph, 0);
+    let mut optimizer = Optimizer::new(OptimizerSpec::default(), graph);
+    let mut rng = Rng::new(1);
+    let n = cfg.batch;
+    let x: Vec<f32> = (0..n * graph.input_shape().elems())
+        .map(|_| rng.uniform(0.0, 1.0))
+        .collect();
+    let labels: Vec<u32> = (0..n)
+        .map(|_| rng.below(classes.max(2)) as u32 % classes.max(1) as u32)
+        .collect();
+    let plan = Plan::new(graph, &[]);
+    let mut session = Session::new(graph, loss.link).with_backend(cfg.backend);
+    let mut grad = Vec::new();
+    let mut step = |session: &mut Session| {
+        session.forward(graph, &params, &x, n, cfg.mode, &mut rng);
+        if cfg.mode == Mode::Train {
+            loss.evaluate(
+                session.output(graph),
+                session.logits(),
+                &labels,
+                Some(&mut grad),
+            );
+            session.backward(graph, &params, &plan, &grad);
+            optimizer.apply(graph, &mut params, &session.param_grads, &plan.weight_grad);
+        }
+    };
+    // Warm-up: buffers allocated, caches and thread pool warm.
+    step(&mut session);
+    step(&mut session);
+    let mut totals = Vec::new();
+    let mut per_layer: Vec<Vec<[f64; 2]>> = vec![Vec::new(); graph.nodes.len()];
+    let started = Instant::now();
+    while totals.len() < cfg.min_iters || started.elapsed() < cfg.budget {
+        session.start_timing();
+        let t = Instant::now();
+        step(&mut session);
+        totals.push(t.elapsed().as_secs_f64());
+        if let Some(times) = &session.timings {
+            for (v, t) in times.iter().enumerate() {
+                per_layer[v].push([t[0].as_secs_f64(), t[1].as_secs_f64()]);
+            }
+        }
+        if totals.len() >= 1000 {
+            break;
+        }
+    }
+    let total = median(totals.clone());
+    let train = cfg.mode == Mode::Train;
+    let layers = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(v, node)| {
+            let fwd = median(per_layer[v].iter().map(|t| t[0]).collect());
+            let bwd = median(per_layer[v].iter().map(|t| t[1]).collect());
+            // Backward of a convolution or dense layer is two products of the forward's size.
+            let flops = 2.0 * (macs(graph, v) * n) as f64 * if train { 3.0 } else { 1.0 };
+            let secs = fwd + if train { bwd } else { 0.0 };
+            LayerFigures {
+                name: node.name.clone(),
+                kind: node.op.class_name().to_string(),
+                fused: graph.group_of(v).map(|(_, g)| g.kind.clone()),
+                forward_ms: fwd * 1e3,
+                backward_ms: train.then_some(bwd * 1e3),
+                gflops: (flops > 0.0 && secs > 0.0).then(|| flops / secs / 1e9),
+            }
+        })
+        .collect();
+    let all_flops: f64 = (1..graph.nodes.len())
+        .map(|v| 2.0 * (macs(graph, v) * n) as f64)
+        .sum::<f64>()
+        * if train { 3.0 } else { 1.0 };
+    Figures {
+        samples_per_s: n as f64 / total.max(1e-12),
+        gflops: all_flops / total.max(1e-12) / 1e9,
+        iterations: totals.len(),
+        layers,
+    }
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), if known.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
