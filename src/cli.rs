@@ -1,5 +1,5 @@
-//! The command line (clap): `cnntui MODEL`, `cnntui train`, `cnntui summary`. Errors are
-//! printed with their chain; bad input exits with status 2.
+//! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`.
+//! Errors are printed with their chain; bad input exits with status 2.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -24,10 +24,13 @@ use cnntui::runtime::setup::{self, Overrides};
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
-    /// With no subcommand: train MODEL (the dashboard arrives in a later release; for now this
-    /// runs the same training as `train --headless`).
+    /// With no subcommand: the dashboard for MODEL (on a terminal; otherwise, or with
+    /// `--headless`, the same training as `train --headless`).
     #[command(flatten)]
     train: TrainArgs,
+    /// Draw the dashboard with plain ASCII characters and no colour (also when NO_COLOR is set).
+    #[arg(long)]
+    ascii: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +109,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Cmd::Summary { model, json }) => summary(&model, json),
         Some(Cmd::Train(args)) => train(args),
+        None if !cli.train.headless && std::io::stdout().is_terminal() => {
+            dashboard(cli.train, cli.ascii)
+        }
         None => train(cli.train),
     }
 }
@@ -125,32 +131,11 @@ fn summary(model: &Path, json: bool) -> Result<i32> {
 }
 
 fn train(args: TrainArgs) -> Result<i32> {
-    let model = args.model.context(
+    let model = args.model.clone().context(
         "no model file given: pass one, e.g. `cnntui train models/mnist.ron --headless`",
     )?;
-    if let Some(threads) = args.threads {
-        if threads == 0 {
-            anyhow::bail!("--threads must be at least 1");
-        }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads > cores {
-            eprintln!(
-                "note: --threads {threads} is more than the {cores} cores of this machine; threads will share cores"
-            );
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|e| Internal(e.to_string()))?;
-    }
-    let overrides = Overrides {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        limit: args.limit,
-        save: args.save,
-        resume: args.resume,
-    };
-    let prepared = setup::prepare(&model, &overrides)?;
+    set_threads(args.threads)?;
+    let prepared = setup::prepare(&model, &overrides(&args))?;
     for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }
@@ -186,4 +171,49 @@ fn train(args: TrainArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+/// `cnntui MODEL` on a terminal: the dashboard. Bad input is printed after the terminal is
+/// restored, with exit status 2, as for `train`.
+fn dashboard(args: TrainArgs, ascii: bool) -> Result<i32> {
+    let model = args
+        .model
+        .as_deref()
+        .context("no model file given: pass one, e.g. `cnntui models/mnist.ron`")?;
+    set_threads(args.threads)?;
+    let theme = cnntui::tui::Theme::from_env(ascii);
+    match cnntui::tui::run_dashboard(model, overrides(&args), theme) {
+        Ok(exit) => Ok(exit.code),
+        Err(cnntui::tui::TuiError::Setup(e)) => Err(e.into()),
+        Err(e) => Err(Internal(e.to_string()).into()),
+    }
+}
+
+fn overrides(args: &TrainArgs) -> Overrides {
+    Overrides {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        limit: args.limit,
+        save: args.save.clone(),
+        resume: args.resume.clone(),
+    }
+}
+
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(threads) = threads {
+        if threads == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads > cores {
+            eprintln!(
+                "note: --threads {threads} is more than the {cores} cores of this machine; threads will share cores"
+            );
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| Internal(e.to_string()))?;
+    }
+    Ok(())
 }

@@ -14,3 +14,4 @@ pub mod headless;
 pub mod ir;
 pub mod model;
 pub mod runtime;
+pub mod tui;
