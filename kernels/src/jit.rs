@@ -19,6 +19,7 @@
 //!
 //! `unsafe` in this crate lives here only, each block with a `// SAFETY:` line.
 
+pub mod backward;
 pub mod builder;
 pub mod elementwise;
 
