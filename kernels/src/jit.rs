@@ -22,6 +22,7 @@
 pub mod backward;
 pub mod builder;
 pub mod elementwise;
+pub mod optimizer;
 
 use std::sync::{Arc, Mutex};
 

@@ -976,6 +976,10 @@ impl App {
                 if self.exit_when_finished && self.quit == Quit::No {
                     return self.stop_and_quit();
                 }
+                // Quitting stopped the run; the trainer now lingers and needs a second `Stop`.
+                if self.quit == Quit::AfterTrainer {
+                    return vec![Command::Stop];
+                }
             }
         }
         Vec::new()

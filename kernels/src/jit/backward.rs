@@ -21,7 +21,7 @@
 //! Must not depend on anything of the `cnntui` crate.
 
 pub mod activation;
-
+pub mod batch_norm;
 pub mod conv;
 pub mod dense;
 pub mod pool;

@@ -360,6 +360,15 @@ fn q_while_training_asks_first() {
     app.update(ch('q'));
     assert_eq!(app.update(ch('y')), vec![Command::Stop]);
     assert_eq!((app.confirm_quit, app.quit), (false, Quit::AfterTrainer));
+    // The trainer stops, saves and then lingers: it is told again, then exits.
+    let cmds = app.update(Event::Trainer(T::Finished {
+        stopped_early: true,
+        test_accuracy: None,
+        seconds: 1.0,
+    }));
+    assert_eq!(cmds, vec![Command::Stop]);
+    app.update(Event::TrainerExited);
+    assert_eq!(app.quit, Quit::Now);
 }
 
 #[test]
