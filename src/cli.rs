@@ -1,5 +1,5 @@
-//! The command line (clap): `cnntui MODEL`, `cnntui train`, `cnntui summary`. Errors are
-//! printed with their chain; bad input exits with status 2.
+//! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`.
+//! Errors are printed with their chain; bad input exits with status 2.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -26,10 +26,13 @@ use cnntui::runtime::{Backend, Mode};
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
-    /// With no subcommand: train MODEL (the dashboard arrives in a later release; for now this
-    /// runs the same training as `train --headless`).
+    /// With no subcommand: the dashboard for MODEL (on a terminal; otherwise, or with
+    /// `--headless`, the same training as `train --headless`).
     #[command(flatten)]
     train: TrainArgs,
+    /// Draw the dashboard with plain ASCII characters and no colour (also when NO_COLOR is set).
+    #[arg(long)]
+    ascii: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +165,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Cmd::Summary { model, json, mode }) => summary(&model, json, mode.into()),
         Some(Cmd::Bench(args)) => bench(args),
         Some(Cmd::Train(args)) => train(args),
+        None if !cli.train.headless && std::io::stdout().is_terminal() => {
+            dashboard(cli.train, cli.ascii)
+        }
         None => train(cli.train),
     }
 }
@@ -329,18 +335,11 @@ fn bench(args: BenchArgs) -> Result<i32> {
 }
 
 fn train(args: TrainArgs) -> Result<i32> {
-    let model = args.model.context(
+    let model = args.model.clone().context(
         "no model file given: pass one, e.g. `cnntui train models/mnist.ron --headless`",
     )?;
     set_threads(args.threads)?;
-    let overrides = Overrides {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        limit: args.limit,
-        save: args.save,
-        resume: args.resume,
-    };
-    let prepared = setup::prepare(&model, &overrides)?;
+    let prepared = setup::prepare(&model, &overrides(&args))?;
     for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }
@@ -376,4 +375,30 @@ fn train(args: TrainArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+/// `cnntui MODEL` on a terminal: the dashboard. Bad input is printed after the terminal is
+/// restored, with exit status 2, as for `train`.
+fn dashboard(args: TrainArgs, ascii: bool) -> Result<i32> {
+    let model = args
+        .model
+        .as_deref()
+        .context("no model file given: pass one, e.g. `cnntui models/mnist.ron`")?;
+    set_threads(args.threads)?;
+    let theme = cnntui::tui::Theme::from_env(ascii);
+    match cnntui::tui::run_dashboard(model, overrides(&args), theme) {
+        Ok(exit) => Ok(exit.code),
+        Err(cnntui::tui::TuiError::Setup(e)) => Err(e.into()),
+        Err(e) => Err(Internal(e.to_string()).into()),
+    }
+}
+
+fn overrides(args: &TrainArgs) -> Overrides {
+    Overrides {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        limit: args.limit,
+        save: args.save.clone(),
+        resume: args.resume.clone(),
+    }
 }

@@ -16,3 +16,4 @@ pub mod ir;
 pub mod model;
 pub mod passes;
 pub mod runtime;
+pub mod tui;

@@ -19,8 +19,10 @@
 //!
 //! `unsafe` in this crate lives here only, each block with a `// SAFETY:` line.
 
+pub mod backward;
 pub mod builder;
 pub mod elementwise;
+pub mod optimizer;
 
 use std::sync::{Arc, Mutex};
 

@@ -174,4 +174,59 @@ impl<'a, 'b> Emit<'a, 'b> {
         let (start, end) = (self.start, self.end);
         self.for_range(start, end, 1, body)
     }
+    /// The first `lanes` (1–4) floats at `p + offset`, the other lanes zero: a vector load
+    /// when `lanes == 4`, scalar loads otherwise, so a channel tail never reads past its row.
+    pub fn load_partial(&mut self, p: Value, offset: i32, lanes: usize) -> Value {
+        if lanes >= 4 {
+            return self.load_f32x4(p, offset);
+        }
+        let mut v = self.splat(0.0);
+        for lane in 0..lanes {
+            let s = self.load_f32(p, offset + 4 * lane as i32);
+            v = self.b.ins().insertlane(v, s, lane as u8);
+        }
+        v
+    }
+
+    /// Stores the first `lanes` (1–4) floats of `v` at `p + offset`, touching nothing after.
+    pub fn store_partial(&mut self, v: Value, p: Value, offset: i32, lanes: usize) {
+        if lanes >= 4 {
+            return self.store(v, p, offset);
+        }
+        for lane in 0..lanes {
+            let s = self.b.ins().extractlane(v, lane as u8);
+            self.store(s, p, offset + 4 * lane as i32);
+        }
+    }
+
+    /// `if cond != 0 { body }`; values `body` defines through [`Variable`]s are merged after.
+    ///
+    /// # Errors
+    /// Whatever `body` returns.
+    pub fn if_then(
+        &mut self,
+        cond: Value,
+        body: impl FnOnce(&mut Self) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        let then = self.b.create_block();
+        let merge = self.b.create_block();
+        self.b.ins().brif(cond, then, &[], merge, &[]);
+        self.b.switch_to_block(then);
+        self.b.seal_block(then);
+        body(self)?;
+        self.b.ins().jump(merge, &[]);
+        self.b.switch_to_block(merge);
+        self.b.seal_block(merge);
+        Ok(())
+    }
+
+    /// `min(a, b)` of two `i64`s (work-item bounds).
+    pub fn imin(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().smin(a, b)
+    }
+
+    /// `max(a, b)` of two `i64`s.
+    pub fn imax(&mut self, a: Value, b: Value) -> Value {
+        self.b.ins().smax(a, b)
+    }
 }

@@ -1,0 +1,874 @@
+//! `Conv2D` backward: the input gradient (a gather over the valid taps of each input pixel),
+//! the kernel gradient (a GEMM-like reduction over the batch) and the bias gradient.
+//!
+//! # Input gradient
+//! `dx[n, ih, iw, ci] = Σ_{kh, kw, co} dy[n, oh, ow, co] · w[kh, kw, ci, co]` over the taps
+//! with `oh·s_h + kh - pad_top = ih` and `ow·s_w + kw - pad_left = iw`. A work item owns one
+//! input row `(n, ih)` — disjoint outputs, no scatter. The kernel is first transposed to
+//! `wt[kh, kw, co, ci']` (`ci'` padded to a multiple of 4 with zeros) by
+//! [`emit_conv2d_weight_transpose`], so a register tile of up to 5 input pixels × 8 input
+//! channels (10 `f32x4` accumulators) broadcasts `dy` and loads `wt` rows as vectors.
+//! Along the width, pixels are grouped by phase `iw mod s_w` (all of one phase use the same
+//! kernel columns, reading consecutive `dy` pixels); tiles of interior pixels run in a loop,
+//! tiles touching the border are emitted with their own constant tap sets. Along the height,
+//! each kernel row is a runtime test of the item's row (`(ih + pad_top - kh)` divisible by
+//! `s_h` and in range). The reduction over `co` is a loop unrolled by 4.
+//!
+//! # Kernel gradient
+//! `dw[kh, kw, ci, co] = Σ_{n, oh, ow} x[n, ih, iw, ci] · dy[n, oh, ow, co]`. A work item owns
+//! a block of up to 4 rows `(kh, kw, ci…)` of `dw` and reduces over the whole batch, so the
+//! result does not depend on how items are split; `dw` is overwritten. The reduction is chunked
+//! (one sample, a band of output rows) with the item loop inside the chunk loop, so a chunk of
+//! `x` and `dy` stays in cache while every item of the call reads it.
+//!
+//! Must not depend on anything of the `cnntui` crate.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_frontend::Variable;
+
+use super::{c64, for_strided, round4};
+use crate::geom::Conv2dGeom;
+use crate::jit::builder::F32X4;
+use crate::jit::{Emit, Jit, JitError};
+
+/// Length in f32 of the transposed kernel [`emit_conv2d_weight_transpose`] writes.
+pub fn conv2d_transposed_weight_len(g: &Conv2dGeom) -> usize {
+    g.k_h * g.k_w * g.c_out * round4(g.c_in)
+}
+
+fn check(g: &Conv2dGeom) -> Result<(), JitError> {
+    let dims = [
+        g.n, g.h, g.w, g.c_in, g.c_out, g.k_h, g.k_w, g.stride_h, g.stride_w,
+    ];
+    if dims.contains(&0) || g.out_h == 0 || g.out_w == 0 {
+        return Err(JitError::Unsupported(format!(
+            "conv backward geometry {g:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Emits `wt[kh, kw, co, ci'] = w[kh, kw, ci, co]` (`ci' = round4(c_in)`, padding zero), the
+/// layout [`emit_conv2d_backward_input`] reads. Returns the number of work items.
+///
+/// # Buffers
+/// `w`: `[k_h, k_w, c_in, c_out]`; `wt`: [`conv2d_transposed_weight_len`] f32, overwritten.
+///
+/// # Work items
+/// One kernel tap `kh·k_w + kw` per item (`k_h·k_w` items).
+///
+/// # Errors
+/// [`JitError::Unsupported`] for zero-sized geometries; [`JitError::Codegen`].
+pub fn emit_conv2d_weight_transpose(
+    jit: &mut Jit,
+    name: &str,
+    g: &Conv2dGeom,
+) -> Result<usize, JitError> {
+    check(g)?;
+    let (c_in, c_out, ci_p) = (g.c_in, g.c_out, round4(g.c_in));
+    jit.define(name, |e| {
+        let (w, wt) = (e.buffer(0), e.buffer(1));
+        e.for_items(|e, tap| {
+            let w_tap = e.addr(w, tap, (c_in * c_out * 4) as i64);
+            let wt_tap = e.addr(wt, tap, (c_out * ci_p * 4) as i64);
+            let (zero, n_co) = (c64(e, 0), c64(e, c_out));
+            e.for_range(zero, n_co, 1, |e, co| {
+                let src = e.addr(w_tap, co, 4);
+                let dst = e.addr(wt_tap, co, (ci_p * 4) as i64);
+                let n_full = c64(e, c_in / 4);
+                let stride = (16 * c_out) as i64;
+                for_strided(e, zero, n_full, &[(src, stride), (dst, 16)], |e, p| {
+                    let v = gather4(e, p[0], c_out, 4);
+                    e.store(v, p[1], 0);
+                    Ok(())
+                })?;
+                if c_in % 4 != 0 {
+                    let s = e.b.ins().iadd_imm_s(src, (c_in / 4) as i64 * stride);
+                    let d = e.b.ins().iadd_imm_s(dst, (c_in / 4 * 16) as i64);
+                    let v = gather4(e, s, c_out, c_in % 4);
+                    e.store(v, d, 0);
+                }
+                Ok(())
+            })
+        })
+    })?;
+    Ok(g.k_h * g.k_w)
+}
+
+/// `lanes` floats `stride` elements apart from `p`, zero in the other lanes.
+fn gather4(e: &mut Emit<'_, '_>, p: Value, stride: usize, lanes: usize) -> Value {
+    let mut v = e.splat(0.0);
+    for lane in 0..lanes {
+        let s = e.load_f32(p, (lane * stride * 4) as i32);
+        v = e.b.ins().insertlane(v, s, lane as u8);
+    }
+    v
+}
+
+/// Emits the input gradient `dx` of `Conv2D` (see the module docs). Returns the number of
+/// work items, `n · h`.
+///
+/// # Buffers
+/// `dy`: `[n, out_h, out_w, c_out]`; `wt`: the transposed kernel of
+/// [`emit_conv2d_weight_transpose`]; `dx`: `[n, h, w, c_in]`, overwritten.
+///
+/// # Work items
+/// One input row per item: item `i` is sample `i / h`, row `i % h`.
+///
+/// # Errors
+/// [`JitError::Unsupported`] for zero-sized geometries; [`JitError::Codegen`].
+pub fn emit_conv2d_backward_input(
+    jit: &mut Jit,
+    name: &str,
+    g: &Conv2dGeom,
+) -> Result<usize, JitError> {
+    check(g)?;
+    let g = *g;
+    jit.define(name, |e| {
+        let (dy, wt, dx) = (e.buffer(0), e.buffer(1), e.buffer(2));
+        e.for_items(|e, item| {
+            let n = e.b.ins().udiv_imm_s(item, g.h as i64);
+            let ih = e.b.ins().urem_imm_s(item, g.h as i64);
+            let dy_img = e.addr(dy, n, (g.out_h * g.out_w * g.c_out * 4) as i64);
+            let dx_row = e.addr(dx, item, (g.w * g.c_in * 4) as i64);
+            let row = DxRow {
+                g,
+                ci_p: round4(g.c_in),
+                ih,
+                dy_img,
+                dx_row,
+                wt,
+            };
+            row.emit(e)
+        })
+    })?;
+    Ok(g.n * g.h)
+}
+
+/// Input channels per register tile column block, in vectors.
+const DX_VECS: usize = 2;
+
+/// Pixels per register tile for a block of `nv` channel vectors.
+fn dx_tile_pixels(nv: usize) -> usize {
+    if nv == 1 { 8 } else { 5 }
+}
+
+/// Where a tile starts: a constant pixel (border tiles) or a loop value (interior tiles,
+/// whose every tap is valid).
+#[derive(Clone, Copy)]
+enum Start {
+    Const(usize),
+    Loop(Value),
+}
+
+/// One input row's emission context.
+struct DxRow {
+    g: Conv2dGeom,
+    ci_p: usize,
+    ih: Value,
+    dy_img: Value,
+    dx_row: Value,
+    wt: Value,
+}
+
+impl DxRow {
+    fn emit(&self, e: &mut Emit<'_, '_>) -> Result<(), JitError> {
+        let vecs = self.ci_p / 4;
+        let nv = DX_VECS.min(vecs);
+        let (full, rem) = (vecs / nv, vecs % nv);
+        let lanes = match self.g.c_in % 4 {
+            0 => 4,
+            l => l,
+        };
+        let looped = if lanes < 4 && rem == 0 {
+            full - 1
+        } else {
+            full
+        };
+        let (zero, n_loop) = (c64(e, 0), c64(e, looped));
+        e.for_range(zero, n_loop, 1, |e, cb| {
+            let cv0 = e.b.ins().imul_imm_s(cb, nv as i64);
+            self.emit_tiles(e, cv0, nv, 4)
+        })?;
+        if looped < full {
+            let cv0 = c64(e, (full - 1) * nv);
+            self.emit_tiles(e, cv0, nv, lanes)?;
+        }
+        if rem > 0 {
+            let cv0 = c64(e, full * nv);
+            self.emit_tiles(e, cv0, rem, lanes)?;
+        }
+        Ok(())
+    }
+
+    /// Every pixel of the row for channel vectors `[cv0, cv0 + nv)`; the last vector has
+    /// `lanes` valid channels.
+    fn emit_tiles(
+        &self,
+        e: &mut Emit<'_, '_>,
+        cv0: Value,
+        nv: usize,
+        lanes: usize,
+    ) -> Result<(), JitError> {
+        let g = &self.g;
+        let r_max = dx_tile_pixels(nv);
+        for p in 0..g.stride_w.min(g.w) {
+            let n_p = (g.w - p).div_ceil(g.stride_w);
+            // Kernel columns of this phase and the dy column offset `d` (ow = j + d).
+            let taps: Vec<(usize, i64)> = (0..g.k_w)
+                .filter_map(|kw| {
+                    let a = (p + g.pad.left) as i64 - kw as i64;
+                    (a.rem_euclid(g.stride_w as i64) == 0)
+                        .then(|| (kw, a.div_euclid(g.stride_w as i64)))
+                })
+                .collect();
+            let (jl, jr) = if taps.is_empty() {
+                (0, n_p)
+            } else {
+                let min_d = taps.iter().map(|t| t.1).min().unwrap_or(0);
+                let max_d = taps.iter().map(|t| t.1).max().unwrap_or(0);
+                let jl = (-min_d).clamp(0, n_p as i64) as usize;
+                let jr = (g.out_w as i64 - max_d).clamp(jl as i64, n_p as i64) as usize;
+                (jl, jr)
+            };
+            let count = (jr - jl) / r_max;
+            for (j0, rr) in balanced(0, jl, r_max) {
+                self.emit_tile(e, p, &taps, Start::Const(j0), rr, cv0, nv, lanes)?;
+            }
+            if count > 0 {
+                let (zero, n_tiles) = (c64(e, 0), c64(e, count));
+                e.for_range(zero, n_tiles, 1, |e, t| {
+                    let j0 = e.b.ins().imul_imm_s(t, r_max as i64);
+                    let j0 = e.b.ins().iadd_imm_s(j0, jl as i64);
+                    self.emit_tile(e, p, &taps, Start::Loop(j0), r_max, cv0, nv, lanes)
+                })?;
+            }
+            for (j0, rr) in balanced(jl + count * r_max, n_p, r_max) {
+                self.emit_tile(e, p, &taps, Start::Const(j0), rr, cv0, nv, lanes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One register tile: phase-`p` pixels `j0..j0 + rr` × channel vectors `cv0..cv0 + nv`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_tile(
+        &self,
+        e: &mut Emit<'_, '_>,
+        p: usize,
+        taps: &[(usize, i64)],
+        start: Start,
+        rr: usize,
+        cv0: Value,
+        nv: usize,
+        lanes: usize,
+    ) -> Result<(), JitError> {
+        let g = &self.g;
+        let (c_out, ci_p) = (g.c_out, self.ci_p);
+        let zero = e.splat(0.0);
+        let acc: Vec<Variable> = (0..rr * nv).map(|_| e.var(F32X4, zero)).collect();
+        // Per tap, the tile's pixels that read a dy column inside the output.
+        let live: Vec<(usize, i64, Vec<usize>)> = taps
+            .iter()
+            .map(|&(kw, d)| {
+                let rs = (0..rr)
+                    .filter(|&r| match start {
+                        Start::Loop(_) => true,
+                        Start::Const(j0) => {
+                            let ow = (j0 + r) as i64 + d;
+                            ow >= 0 && ow < g.out_w as i64
+                        }
+                    })
+                    .collect();
+                (kw, d, rs)
+            })
+            .filter(|t: &(usize, i64, Vec<usize>)| !t.2.is_empty())
+            .collect();
+        let j0 = match start {
+            Start::Const(j0) => c64(e, j0),
+            Start::Loop(j0) => j0,
+        };
+        if !live.is_empty() {
+            let wt_blk = e.addr(self.wt, cv0, 16);
+            let rows_in = (g.stride_h * (g.out_h - 1) + 1) as i64;
+            for kh in 0..g.k_h {
+                let t = e.b.ins().iadd_imm_s(self.ih, g.pad.top as i64 - kh as i64);
+                let mut ok = e.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, t, rows_in);
+                if g.stride_h > 1 {
+                    let m = e.b.ins().urem_imm_s(t, g.stride_h as i64);
+                    let on = e.b.ins().icmp_imm_s(IntCC::Equal, m, 0);
+                    ok = e.b.ins().band(ok, on);
+                }
+                e.if_then(ok, |e| {
+                    let oh = if g.stride_h == 1 {
+                        t
+                    } else {
+                        e.b.ins().udiv_imm_s(t, g.stride_h as i64)
+                    };
+                    let dy_row = e.addr(self.dy_img, oh, (g.out_w * c_out * 4) as i64);
+                    let px0 = e.addr(dy_row, j0, (c_out * 4) as i64);
+                    for (kw, d, rs) in &live {
+                        let dyp = e.b.ins().iadd_imm_s(px0, d * (c_out * 4) as i64);
+                        let w_off = ((kh * g.k_w + kw) * c_out * ci_p * 4) as i64;
+                        let wp = e.b.ins().iadd_imm_s(wt_blk, w_off);
+                        let main = c_out / 4;
+                        if main > 0 {
+                            let (z, m) = (c64(e, 0), c64(e, main));
+                            let strides = [(dyp, 16), (wp, (16 * ci_p) as i64)];
+                            for_strided(e, z, m, &strides, |e, q| {
+                                for u in 0..4 {
+                                    dx_step(e, q[0], q[1], u, rs, nv, &acc, c_out, ci_p);
+                                }
+                                Ok(())
+                            })?;
+                        }
+                        for u in main * 4..c_out {
+                            dx_step(e, dyp, wp, u, rs, nv, &acc, c_out, ci_p);
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        let base = e.addr(self.dx_row, j0, (g.stride_w * g.c_in * 4) as i64);
+        let base = e.b.ins().iadd_imm_s(base, (p * g.c_in * 4) as i64);
+        let base = e.addr(base, cv0, 16);
+        for r in 0..rr {
+            for v in 0..nv {
+                let val = e.b.use_var(acc[r * nv + v]);
+                let l = if v + 1 == nv { lanes } else { 4 };
+                let off = (r * g.stride_w * g.c_in * 4 + 16 * v) as i32;
+                e.store_partial(val, base, off, l);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `co` step of the input-gradient tile: `acc[r][v] += dy[r, u] · wt[u, v]`.
+#[allow(clippy::too_many_arguments)]
+fn dx_step(
+    e: &mut Emit<'_, '_>,
+    dyp: Value,
+    wp: Value,
+    u: usize,
+    rs: &[usize],
+    nv: usize,
+    acc: &[Variable],
+    c_out: usize,
+    ci_p: usize,
+) {
+    // Channel vector outermost: one weight vector live at a time, 10 accumulators + 2.
+    for v in 0..nv {
+        let w = e.load_f32x4(wp, ((u * ci_p + 4 * v) * 4) as i32);
+        for &r in rs {
+            // A broadcast per FMA: single-use, so it loads straight from memory and is the
+            // FMA's tied operand (no register copy of a shared broadcast).
+            let b = e.load_splat(dyp, ((r * c_out + u) * 4) as i32);
+            let a = e.b.use_var(acc[r * nv + v]);
+            let s = e.fma(b, w, a);
+            e.b.def_var(acc[r * nv + v], s);
+        }
+    }
+}
+
+/// `lo..hi` cut into `ceil(len / max)` runs of nearly equal length, as `(start, len)`.
+fn balanced(lo: usize, hi: usize, max: usize) -> Vec<(usize, usize)> {
+    let len = hi.saturating_sub(lo);
+    let parts = len.div_ceil(max);
+    let mut out = Vec::with_capacity(parts);
+    let mut at = lo;
+    for i in 0..parts {
+        let l = len / parts + usize::from(i < len % parts);
+        out.push((at, l));
+        at += l;
+    }
+    out
+}
+
+/// `dw` rows per work item and `co` vectors per register tile for a given `c_in`.
+fn dw_tile(c_in: usize, c_out: usize) -> (usize, usize) {
+    let r = c_in.min(4);
+    let v = match r {
+        1 => 8,
+        2 => 4,
+        3 => 3,
+        _ => 2,
+    };
+    (r, v.min(c_out.div_ceil(4)))
+}
+
+/// Bytes of `dy` a reduction chunk of the kernel gradient aims to keep in cache.
+const DW_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Emits the kernel gradient `dw` of `Conv2D` (see the module docs). Returns the number of
+/// work items, `k_h · k_w · ceil(c_in / 4)` (`· c_in` rows of 1 when `c_in < 4`).
+///
+/// # Buffers
+/// `x`: `[n, h, w, c_in]`; `dy`: `[n, out_h, out_w, c_out]`; `dw`: `[k_h, k_w, c_in, c_out]`,
+/// overwritten.
+///
+/// # Work items
+/// Item `i` is kernel tap `i / blocks` (`kh·k_w + kw`) and rows `ci` of block `i % blocks` of
+/// that tap (`blocks = ceil(c_in / r)`, `r = min(c_in, 4)`); it writes `dw[kh, kw, ci, ·]` for
+/// its rows only, reduced over the whole batch.
+///
+/// # Errors
+/// [`JitError::Unsupported`] for zero-sized geometries; [`JitError::Codegen`].
+pub fn emit_conv2d_backward_weight(
+    jit: &mut Jit,
+    name: &str,
+    g: &Conv2dGeom,
+) -> Result<usize, JitError> {
+    check(g)?;
+    let g = *g;
+    let (r_max, _) = dw_tile(g.c_in, g.c_out);
+    let blocks = g.c_in.div_ceil(r_max);
+    let band = (DW_CHUNK_BYTES / (g.out_w * g.c_out * 4)).clamp(1, g.out_h);
+    jit.define(name, |e| {
+        let (x, dy, dw) = (e.buffer(0), e.buffer(1), e.buffer(2));
+        let (zero, n_img) = (c64(e, 0), c64(e, g.n));
+        e.for_range(zero, n_img, 1, |e, n| {
+            let (z, out_h) = (c64(e, 0), c64(e, g.out_h));
+            e.for_range(z, out_h, band as i64, |e, oh0| {
+                let n0 = e.b.ins().icmp_imm_s(IntCC::Equal, n, 0);
+                let r0 = e.b.ins().icmp_imm_s(IntCC::Equal, oh0, 0);
+                let first = e.b.ins().band(n0, r0);
+                let oh_end = e.b.ins().iadd_imm_s(oh0, band as i64);
+                let oh_end = e.imin(oh_end, out_h);
+                let x_img = e.addr(x, n, (g.h * g.w * g.c_in * 4) as i64);
+                let dy_img = e.addr(dy, n, (g.out_h * g.out_w * g.c_out * 4) as i64);
+                let chunk = DwChunk {
+                    g,
+                    first,
+                    oh0,
+                    oh_end,
+                    x_img,
+                    dy_img,
+                    dw,
+                    blocks,
+                };
+                e.for_items(|e, item| chunk.emit_item(e, item))
+            })
+        })
+    })?;
+    Ok(g.k_h * g.k_w * blocks)
+}
+
+/// One reduction chunk (a sample, a band of output rows) of the kernel gradient.
+struct DwChunk {
+    g: Conv2dGeom,
+    /// Non-zero in the first chunk, which starts the sums from zero instead of `dw`.
+    first: Value,
+    oh0: Value,
+    oh_end: Value,
+    x_img: Value,
+    dy_img: Value,
+    dw: Value,
+    blocks: usize,
+}
+
+/// The valid output range `[lo, hi)` along one axis for kernel offset `k` (runtime):
+/// the outputs whose tap `k` reads inside the input.
+fn valid_range(
+    e: &mut Emit<'_, '_>,
+    k: Value,
+    pad: usize,
+    input: usize,
+    stride: usize,
+    out: usize,
+) -> (Value, Value) {
+    // lo = ceil(max(pad - k, 0) / stride)
+    let pad_v = c64(e, pad);
+    let a = e.b.ins().isub(pad_v, k);
+    let zero = c64(e, 0);
+    let a = e.imax(a, zero);
+    let a = e.b.ins().iadd_imm_s(a, stride as i64 - 1);
+    let lo = e.b.ins().udiv_imm_s(a, stride as i64);
+    // hi = min(out, max(input - 1 + pad - k + stride, 0) / stride)
+    let top = c64(e, input - 1 + pad + stride);
+    let b = e.b.ins().isub(top, k);
+    let b = e.imax(b, zero);
+    let hi = e.b.ins().udiv_imm_s(b, stride as i64);
+    let out_v = c64(e, out);
+    let hi = e.imin(hi, out_v);
+    (lo, hi)
+}
+
+impl DwChunk {
+    fn emit_item(&self, e: &mut Emit<'_, '_>, item: Value) -> Result<(), JitError> {
+        let g = &self.g;
+        let (r_max, _) = dw_tile(g.c_in, g.c_out);
+        let tap = e.b.ins().udiv_imm_s(item, self.blocks as i64);
+        let cb = e.b.ins().urem_imm_s(item, self.blocks as i64);
+        let kh = e.b.ins().udiv_imm_s(tap, g.k_w as i64);
+        let kw = e.b.ins().urem_imm_s(tap, g.k_w as i64);
+        let (oh_lo, oh_hi) = valid_range(e, kh, g.pad.top, g.h, g.stride_h, g.out_h);
+        let oh_lo = e.imax(oh_lo, self.oh0);
+        let oh_hi = e.imin(oh_hi, self.oh_end);
+        let (ow_lo, ow_hi) = valid_range(e, kw, g.pad.left, g.w, g.stride_w, g.out_w);
+        let ci0 = e.b.ins().imul_imm_s(cb, r_max as i64);
+        // x at (oh, ow) = x_img + ((oh·s_h + kh - pt)·w + ow·s_w + kw - pl)·c_in + ci0.
+        let t = e.b.ins().imul_imm_s(kh, g.w as i64);
+        let t = e.b.ins().iadd(t, kw);
+        let t = e.b.ins().imul_imm_s(t, g.c_in as i64);
+        let t = e.b.ins().iadd(t, ci0);
+        let x_tap = e.addr(self.x_img, t, 4);
+        let x_tap = e.b.ins().iadd_imm_s(
+            x_tap,
+            -(((g.pad.top * g.w + g.pad.left) * g.c_in * 4) as i64),
+        );
+        let row = e.b.ins().imul_imm_s(tap, g.c_in as i64);
+        let row = e.b.ins().iadd(row, ci0);
+        let dw_rows = e.addr(self.dw, row, (g.c_out * 4) as i64);
+        let span = Span {
+            oh_lo,
+            oh_hi,
+            ow_lo,
+            ow_hi,
+            x_tap,
+            dw_rows,
+        };
+        let tail = g.c_in % r_max;
+        if tail == 0 {
+            return self.emit_rows(e, &span, r_max);
+        }
+        let is_tail =
+            e.b.ins()
+                .icmp_imm_s(IntCC::Equal, cb, self.blocks as i64 - 1);
+        let not_tail = e.b.ins().icmp_imm_s(IntCC::Equal, is_tail, 0);
+        e.if_then(is_tail, |e| self.emit_rows(e, &span, tail))?;
+        e.if_then(not_tail, |e| self.emit_rows(e, &span, r_max))
+    }
+
+    /// `rr` rows of `dw` over every `co` block.
+    fn emit_rows(&self, e: &mut Emit<'_, '_>, s: &Span, rr: usize) -> Result<(), JitError> {
+        let g = &self.g;
+        let (_, nv) = dw_tile(g.c_in, g.c_out);
+        let vecs = g.c_out.div_ceil(4);
+        let (full, rem) = (vecs / nv, vecs % nv);
+        let lanes = match g.c_out % 4 {
+            0 => 4,
+            l => l,
+        };
+        let looped = if lanes < 4 && rem == 0 {
+            full - 1
+        } else {
+            full
+        };
+        let (zero, n_loop) = (c64(e, 0), c64(e, looped));
+        e.for_range(zero, n_loop, 1, |e, b| {
+            let co0 = e.b.ins().imul_imm_s(b, (nv * 4) as i64);
+            self.emit_block(e, s, rr, co0, nv, 4)
+        })?;
+        if looped < full {
+            let co0 = c64(e, (full - 1) * nv * 4);
+            self.emit_block(e, s, rr, co0, nv, lanes)?;
+        }
+        if rem > 0 {
+            let co0 = c64(e, full * nv * 4);
+            self.emit_block(e, s, rr, co0, rem, lanes)?;
+        }
+        Ok(())
+    }
+
+    /// The `rr × nv` register tile at output channel `co0`, accumulated over the chunk.
+    fn emit_block(
+        &self,
+        e: &mut Emit<'_, '_>,
+        s: &Span,
+        rr: usize,
+        co0: Value,
+        nv: usize,
+        lanes: usize,
+    ) -> Result<(), JitError> {
+        let g = &self.g;
+        let lanes_of = |v: usize| if v + 1 == nv { lanes } else { 4 };
+        let dwp = e.addr(s.dw_rows, co0, 4);
+        let zero = e.splat(0.0);
+        let mut acc = Vec::with_capacity(rr * nv);
+        for r in 0..rr {
+            for v in 0..nv {
+                let old = e.load_partial(dwp, ((r * g.c_out + 4 * v) * 4) as i32, lanes_of(v));
+                let init = e.b.ins().select(self.first, zero, old);
+                acc.push(e.var(F32X4, init));
+            }
+        }
+        let x_row_stride = (g.stride_h * g.w * g.c_in * 4) as i64;
+        let dy_row_stride = (g.out_w * g.c_out * 4) as i64;
+        let x0 = e.addr(s.x_tap, s.oh_lo, x_row_stride);
+        let dy0 = e.addr(self.dy_img, s.oh_lo, dy_row_stride);
+        let dy0 = e.addr(dy0, co0, 4);
+        let rows = [(x0, x_row_stride), (dy0, dy_row_stride)];
+        let x_px = (g.stride_w * g.c_in * 4) as i64;
+        let dy_px = (g.c_out * 4) as i64;
+        for_strided(e, s.oh_lo, s.oh_hi, &rows, |e, p| {
+            let xs = e.addr(p[0], s.ow_lo, x_px);
+            let ds = e.addr(p[1], s.ow_lo, dy_px);
+            for_strided(e, s.ow_lo, s.ow_hi, &[(xs, x_px), (ds, dy_px)], |e, q| {
+                for v in 0..nv {
+                    let d = e.load_partial(q[1], (16 * v) as i32, lanes_of(v));
+                    for r in 0..rr {
+                        let b = e.load_splat(q[0], (4 * r) as i32);
+                        let a = e.b.use_var(acc[r * nv + v]);
+                        let f = e.fma(b, d, a);
+                        e.b.def_var(acc[r * nv + v], f);
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        for r in 0..rr {
+            for v in 0..nv {
+                let val = e.b.use_var(acc[r * nv + v]);
+                let off = ((r * g.c_out + 4 * v) * 4) as i32;
+                e.store_partial(val, dwp, off, lanes_of(v));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An item's valid output rectangle and base pointers.
+struct Span {
+    oh_lo: Value,
+    oh_hi: Value,
+    ow_lo: Value,
+    ow_hi: Value,
+    x_tap: Value,
+    dw_rows: Value,
+}
+
+/// Emits the bias gradient `db[ch] = Σ_rows dy[row, ch]` (overwritten). Returns the number of
+/// work items, `ceil(c / 16)`.
+///
+/// # Buffers
+/// `dy`: `[rows, c]`; `db`: `[c]`.
+///
+/// # Work items
+/// Item `i` owns channels `16·i .. min(16·i + 16, c)` and sums them over every row.
+///
+/// # Errors
+/// [`JitError::Unsupported`] when `rows` or `c` is zero; [`JitError::Codegen`].
+pub fn emit_bias_backward(
+    jit: &mut Jit,
+    name: &str,
+    rows: usize,
+    c: usize,
+) -> Result<usize, JitError> {
+    if rows == 0 || c == 0 {
+        return Err(JitError::Unsupported(format!("bias backward {rows}×{c}")));
+    }
+    let items = c.div_ceil(16);
+    jit.define(name, |e| {
+        let (dy, db) = (e.buffer(0), e.buffer(1));
+        e.for_items(|e, item| {
+            let tail = c - (items - 1) * 16;
+            if tail == 16 {
+                return bias_block(e, dy, db, item, rows, c, 16);
+            }
+            let last = e.b.ins().icmp_imm_s(IntCC::Equal, item, items as i64 - 1);
+            let not_last = e.b.ins().icmp_imm_s(IntCC::Equal, last, 0);
+            e.if_then(last, |e| bias_block(e, dy, db, item, rows, c, tail))?;
+            e.if_then(not_last, |e| bias_block(e, dy, db, item, rows, c, 16))
+        })
+    })?;
+    Ok(items)
+}
+
+/// Sums `width` channels of block `item` over all rows, two rows per step.
+fn bias_block(
+    e: &mut Emit<'_, '_>,
+    dy: Value,
+    db: Value,
+    item: Value,
+    rows: usize,
+    c: usize,
+    width: usize,
+) -> Result<(), JitError> {
+    let nv = width.div_ceil(4);
+    let lanes_of = |v: usize| (width - 4 * v).min(4);
+    let zero = e.splat(0.0);
+    let acc: Vec<Variable> = (0..2 * nv).map(|_| e.var(F32X4, zero)).collect();
+    let col = e.addr(dy, item, 64);
+    let (z, pairs) = (c64(e, 0), c64(e, rows / 2));
+    let step = (2 * c * 4) as i64;
+    for_strided(e, z, pairs, &[(col, step)], |e, p| {
+        for half in 0..2 {
+            for v in 0..nv {
+                let off = ((half * c + 4 * v) * 4) as i32;
+                let x = e.load_partial(p[0], off, lanes_of(v));
+                let a = e.b.use_var(acc[half * nv + v]);
+                let s = e.b.ins().fadd(a, x);
+                e.b.def_var(acc[half * nv + v], s);
+            }
+        }
+        Ok(())
+    })?;
+    let out = e.addr(db, item, 64);
+    let last_row = e.b.ins().iadd_imm_s(col, ((rows - 1) * c * 4) as i64);
+    for v in 0..nv {
+        let a = e.b.use_var(acc[v]);
+        let b = e.b.use_var(acc[nv + v]);
+        let mut s = e.b.ins().fadd(a, b);
+        if rows % 2 == 1 {
+            let x = e.load_partial(last_row, (16 * v) as i32, lanes_of(v));
+            s = e.b.ins().fadd(s, x);
+        }
+        e.store_partial(s, out, (16 * v) as i32, lanes_of(v));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Guarded, Rng, assert_close, compile, run};
+    use super::*;
+    use crate::geom::Padding2d;
+    use crate::reference;
+    use proptest::prelude::*;
+
+    /// A random convolution: odd sizes, stride 1 or 2, valid, `same` or asymmetric padding,
+    /// kernels 1×1 to 5×5, channels not multiples of 4, batch 1 to 3.
+    fn conv_geom() -> impl Strategy<Value = Option<Conv2dGeom>> {
+        (
+            1usize..=3,
+            (1usize..=9, 1usize..=9),
+            (1usize..=9, 1usize..=13),
+            (prop::sample::select(vec![1usize, 2, 3, 5]), 1usize..=3),
+            (1usize..=2, 1usize..=2),
+            (0usize..3, any::<[u8; 4]>()),
+        )
+            .prop_map(
+                |(n, (h, w), (c_in, c_out), (k_h, k_w), (s_h, s_w), (kind, p))| {
+                    let pad = match kind {
+                        0 => Padding2d::default(),
+                        1 => Padding2d::same(h, w, k_h, k_w, s_h, s_w),
+                        _ => Padding2d {
+                            top: p[0] as usize % k_h,
+                            bottom: p[1] as usize % k_h,
+                            left: p[2] as usize % k_w,
+                            right: p[3] as usize % k_w,
+                        },
+                    };
+                    Conv2dGeom::new(n, (h, w, c_in), (k_h, k_w), c_out, (s_h, s_w), pad)
+                },
+            )
+    }
+
+    fn check_input_gradient(g: &Conv2dGeom, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let w = rng.vec(g.k_h * g.k_w * g.c_in * g.c_out, -1.0, 1.0);
+        let dy = rng.vec(g.output_len(), -1.0, 1.0);
+        let mut want = vec![0.0; g.input_len()];
+        reference::conv2d_backward_input(g, &dy, &w, &mut want);
+
+        let (transpose, taps) = compile(|j| emit_conv2d_weight_transpose(j, "wt", g));
+        let (kernel, items) = compile(|j| emit_conv2d_backward_input(j, "dx", g));
+        let mut w_buf = Guarded::new(&w);
+        let mut wt = Guarded::output(conv2d_transposed_weight_len(g));
+        run(&transpose, &mut [&mut w_buf, &mut wt], taps);
+        let mut dy_buf = Guarded::new(&dy);
+        let mut dx = Guarded::output(g.input_len());
+        run(&kernel, &mut [&mut dy_buf, &mut wt, &mut dx], items);
+        let terms = (g.k_h * g.k_w * g.c_out) as f32;
+        assert_close("dx", dx.get(), &want, 1e-5, 2e-6 * terms);
+    }
+
+    fn check_weight_gradient(g: &Conv2dGeom, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(g.input_len(), -1.0, 1.0);
+        let dy = rng.vec(g.output_len(), -1.0, 1.0);
+        let mut want = vec![0.0; g.k_h * g.k_w * g.c_in * g.c_out];
+        reference::conv2d_backward_weight(g, &x, &dy, &mut want);
+
+        let (kernel, items) = compile(|j| emit_conv2d_backward_weight(j, "dw", g));
+        let mut x_buf = Guarded::new(&x);
+        let mut dy_buf = Guarded::new(&dy);
+        let mut dw = Guarded::output(want.len());
+        run(&kernel, &mut [&mut x_buf, &mut dy_buf, &mut dw], items);
+        let terms = (g.n * g.out_h * g.out_w) as f32;
+        assert_close("dw", dw.get(), &want, 1e-5, 2e-6 * terms);
+    }
+
+    fn check_bias_gradient(rows: usize, c: usize, seed: u64) {
+        let dy = Rng::new(seed).vec(rows * c, -1.0, 1.0);
+        let mut want = vec![0.0; c];
+        reference::bias_backward(&dy, c, &mut want);
+        let (kernel, items) = compile(|j| emit_bias_backward(j, "db", rows, c));
+        let mut dy_buf = Guarded::new(&dy);
+        let mut db = Guarded::output(c);
+        run(&kernel, &mut [&mut dy_buf, &mut db], items);
+        assert_close("db", db.get(), &want, 1e-5, 2e-6 * rows as f32);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn input_gradient_matches_the_reference(g in conv_geom(), seed in any::<u64>()) {
+            let Some(g) = g else { return Ok(()) };
+            check_input_gradient(&g, seed);
+        }
+
+        #[test]
+        fn weight_gradient_matches_the_reference(g in conv_geom(), seed in any::<u64>()) {
+            let Some(g) = g else { return Ok(()) };
+            check_weight_gradient(&g, seed);
+        }
+
+        #[test]
+        fn bias_gradient_matches_the_reference(
+            rows in 1usize..40,
+            c in 1usize..40,
+            seed in any::<u64>(),
+        ) {
+            check_bias_gradient(rows, c, seed);
+        }
+    }
+
+    #[test]
+    fn mnist_shapes_match_the_reference() {
+        let valid = Padding2d::default();
+        for (hwc, c_out) in [((28, 28, 1), 32), ((13, 13, 32), 64), ((5, 5, 64), 64)] {
+            let g = Conv2dGeom::new(3, hwc, (3, 3), c_out, (1, 1), valid).unwrap();
+            check_input_gradient(&g, 1);
+            check_weight_gradient(&g, 2);
+        }
+    }
+
+    #[test]
+    fn stride_two_same_on_an_even_input_matches_the_reference() {
+        let pad = Padding2d::same(16, 16, 3, 3, 2, 2);
+        let g = Conv2dGeom::new(2, (16, 16, 12), (3, 3), 20, (2, 2), pad).unwrap();
+        check_input_gradient(&g, 3);
+        check_weight_gradient(&g, 4);
+    }
+
+    #[test]
+    fn wide_rows_run_the_interior_tile_loop() {
+        let pad = Padding2d::same(7, 40, 5, 5, 1, 1);
+        let g = Conv2dGeom::new(1, (7, 40, 9), (5, 5), 7, (1, 1), pad).unwrap();
+        check_input_gradient(&g, 5);
+        check_weight_gradient(&g, 6);
+    }
+
+    #[test]
+    fn the_tiles_do_not_spill() {
+        let g = Conv2dGeom::new(1, (13, 13, 32), (3, 3), 64, (1, 1), Padding2d::default()).unwrap();
+        let mut jit = Jit::new().expect("JIT available");
+        jit.keep_disasm();
+        emit_conv2d_backward_input(&mut jit, "dx", &g).unwrap();
+        let dx = jit.last_disasm().unwrap_or_default().to_string();
+        emit_conv2d_backward_weight(&mut jit, "dw", &g).unwrap();
+        let dw = jit.last_disasm().unwrap_or_default().to_string();
+        for (what, asm) in [("dx", dx), ("dw", dw)] {
+            let spills = asm
+                .lines()
+                .filter(|l| l.contains("rsp") && l.contains("xmm"))
+                .count();
+            assert_eq!(spills, 0, "{what} spills vector registers:\n{asm}");
+        }
+    }
+}
