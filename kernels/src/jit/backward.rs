@@ -1,9 +1,9 @@
 //! Backward kernels: the gradients of every layer the forward emitters compile, as JIT kernels
 //! checked against [`crate::reference`].
 //!
-//! One file per family: [`conv`] (`Conv2D` and `DepthwiseConv2D` input, kernel and bias
-//! gradients), [`dense`], [`pool`] (max through the recorded argmax, average, global average,
-//! and the fused ReLU + max-pool backward of the forward engineer's fused kernel),
+//! One file per family: [`conv`] (`Conv2D` input, kernel and bias gradients), [`depthwise`]
+//! (`DepthwiseConv2D`, multiplier 1), [`dense`], [`pool`] (max through the recorded argmax,
+//! average, global average, and the fused ReLU + max-pool backward of the fused forward kernel),
 //! [`activation`] and [`batch_norm`]. The optimizer updates live in [`super::optimizer`].
 //!
 //! Conventions shared by every emitter here:
@@ -24,6 +24,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod conv;
 pub mod dense;
+pub mod depthwise;
 pub mod pool;
 #[cfg(test)]
 pub(crate) mod testing;

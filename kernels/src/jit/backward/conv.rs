@@ -504,7 +504,7 @@ struct DwChunk {
 
 /// The valid output range `[lo, hi)` along one axis for kernel offset `k` (runtime):
 /// the outputs whose tap `k` reads inside the input.
-fn valid_range(
+pub(super) fn valid_range(
     e: &mut Emit<'_, '_>,
     k: Value,
     pad: usize,
