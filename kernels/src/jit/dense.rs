@@ -1,7 +1,7 @@
 //! Forward `Dense`: a register-blocked GEMM `y[n, d_out] = act(x[n, d_in] · w[d_in, d_out] +
-//! bias)`, on the convolution's micro-kernel (`conv::tile`): a tile is 4 rows × 8 output
-//! columns (8 `f32x4` accumulators), reduced over `d_in` with two weight vectors and a broadcast
-//! of `x` per multiply-add — `w` is read in Keras's `[d_in, d_out]` order, no
+//! bias)`, on the convolution's micro-kernel ([`conv::micro`](super::conv)): a tile is 5 rows
+//! × 8 output columns (10 `f32x4` accumulators), reduced over `d_in` with one broadcast of
+//! `x` and two weight vectors per step — `w` is read in Keras's `[d_in, d_out]` order, no
 //! repacking.
 //!
 //! Must not depend on anything of the `cnntui` crate.
@@ -13,7 +13,7 @@ use super::{Emit, Jit, JitError};
 use crate::reference::Activation;
 
 /// Rows per tile.
-const ROWS: usize = 4;
+const ROWS: usize = 5;
 
 /// What one dense forward kernel computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,7 +40,7 @@ pub struct DenseKernel {
 /// all f32.
 ///
 /// # Work items
-/// One row (sample) per item; a call tiles its rows by 4 itself, so any split works.
+/// One row (sample) per item; a call tiles its rows by 5 itself, so any split works.
 ///
 /// # Errors
 /// [`JitError::Unsupported`] for zero sizes and activations other than Linear, ReLU, ReLU6.

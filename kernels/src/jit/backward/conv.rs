@@ -650,10 +650,23 @@ impl DwChunk {
                 let u = dw_unroll(g.out_w);
                 for_strided_unrolled(e, s.ow_lo, s.ow_hi, &px, u, |e, q, k| {
                     let (xo, dyo) = ((k as i64 * x_px) as i32, (k as i64 * dy_px) as i32);
+                    // One or two rows (c_in < 3): share each broadcast across the row's vectors (a
+                    // register copy per FMA, fewer loads); wider tiles have no registers to spare and
+                    // load a broadcast per FMA instead.
+                    let shared: Vec<Value> = if rr <= 2 {
+                        (0..rr)
+                            .map(|r| e.load_splat(q[0], xo + (4 * r) as i32))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     for v in 0..nv {
                         let d = e.load_partial(q[1], dyo + (16 * v) as i32, lanes_of(v));
                         for r in 0..rr {
-                            let b = e.load_splat(q[0], xo + (4 * r) as i32);
+                            let b = match shared.get(r) {
+                                Some(&b) => b,
+                                None => e.load_splat(q[0], xo + (4 * r) as i32),
+                            };
                             let a = e.b.use_var(acc[r * nv + v]);
                             let f = e.fma(b, d, a);
                             e.b.def_var(acc[r * nv + v], f);
@@ -900,7 +913,14 @@ mod tests {
 
     #[test]
     fn the_tiles_fit_the_vector_registers() {
-        let g = Conv2dGeom::new(1, (13, 13, 32), (3, 3), 64, (1, 1), Padding2d::default()).unwrap();
+        for hwc in [(13, 13, 32), (28, 28, 1), (28, 28, 2)] {
+            let g = Conv2dGeom::new(1, hwc, (3, 3), 64, (1, 1), Padding2d::default()).unwrap();
+            check_registers(&g);
+        }
+    }
+
+    fn check_registers(g: &Conv2dGeom) {
+        let g = *g;
         let mut jit = Jit::new().expect("JIT available");
         jit.keep_disasm();
         emit_conv2d_backward_input(&mut jit, "dx", &g).unwrap();

@@ -4,13 +4,10 @@
 //! epilogue that turns it into outputs (bias, folded batch-norm, residual, activation, dead
 //! count, store).
 //!
-//! The reduction loop is unrolled ×4 and tested at the top, with every address a constant
-//! offset from two running pointers. Each FMA gets its own broadcast (`vbroadcastss` from
-//! memory, which Cranelift folds only for a single-use load in a loop body without block
-//! parameters), so `vfmadd213ps` overwrites the dying broadcast and no register copy is
-//! needed. A vector tile is 4 pixels × 8 channels: 8 accumulators, 2 weight vectors and a
-//! broadcast leave the register allocator room — a 5 × 8 tile (10 accumulators) spills two
-//! values per iteration of the unrolled loop here.
+//! The reduction loop is unrolled ×4 and tested at the bottom, with every address a constant
+//! offset from two running pointers, so the inner loop is loads and `vfmadd`s only. A tile
+//! never holds more than 10 accumulators: with the weights and the broadcast that is 13 of
+//! the 16 `xmm` registers, below where the register allocator starts spilling.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, StackSlot, Type, Value, types};
@@ -31,14 +28,14 @@ pub(crate) struct Group {
     pub lanes: &'static [(i32, Type)],
     /// Channels covered.
     pub width: usize,
-    /// Pixels per tile: at most 9 accumulators.
+    /// Pixels per tile: at most 10 accumulators.
     pub pixels: usize,
 }
 
 pub(crate) const V2: Group = Group {
     lanes: &[(0, F32X4), (16, F32X4)],
     width: 8,
-    pixels: 4,
+    pixels: 5,
 };
 pub(crate) const V1: Group = Group {
     lanes: &[(0, F32X4)],
