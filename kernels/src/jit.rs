@@ -21,8 +21,11 @@
 
 pub mod backward;
 pub mod builder;
+pub mod conv;
+pub mod dense;
 pub mod elementwise;
 pub mod optimizer;
+pub mod pool;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,9 +1,9 @@
 //! Backward kernels: the gradients of every layer the forward emitters compile, as JIT kernels
 //! checked against [`crate::reference`].
 //!
-//! One file per family: [`conv`] (`Conv2D` and `DepthwiseConv2D` input, kernel and bias
-//! gradients), [`dense`], [`pool`] (max through the recorded argmax, average, global average,
-//! and the fused ReLU + max-pool backward of the forward engineer's fused kernel),
+//! One file per family: [`conv`] (`Conv2D` input, kernel and bias gradients), [`depthwise`]
+//! (`DepthwiseConv2D`, multiplier 1), [`dense`], [`pool`] (max through the recorded argmax,
+//! average, global average, and the fused ReLU + max-pool backward of the fused forward kernel),
 //! [`activation`] and [`batch_norm`]. The optimizer updates live in [`super::optimizer`].
 //!
 //! Conventions shared by every emitter here:
@@ -24,6 +24,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod conv;
 pub mod dense;
+pub mod depthwise;
 pub mod pool;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -137,4 +138,60 @@ pub(crate) fn for_vector_items(
         })?;
     }
     Ok(len.div_ceil(4))
+}
+
+/// [`for_strided`] unrolled by `u`: `body(e, ptrs, k)` runs for sub-step `k` of `0..u` with
+/// the iteration's base pointers (sub-step `k` addresses `ptr + k·stride`, a constant offset),
+/// then a remainder loop runs the last `(hi - lo) % u` iterations with `k = 0`. Unrolling
+/// amortises the register moves the loop's back edge needs: `fma` results land in the
+/// multiplicand's register, not the accumulator's.
+pub(crate) fn for_strided_unrolled(
+    e: &mut Emit<'_, '_>,
+    lo: Value,
+    hi: Value,
+    bases: &[(Value, i64)],
+    u: usize,
+    mut body: impl FnMut(&mut Emit<'_, '_>, &[Value], usize) -> Result<(), JitError>,
+) -> Result<(), JitError> {
+    let header = e.b.create_block();
+    let inner = e.b.create_block();
+    let exit = e.b.create_block();
+    for b in [header, exit] {
+        e.b.append_block_param(b, types::I64);
+        for _ in bases {
+            e.b.append_block_param(b, e.ptr);
+        }
+    }
+    let lim = e.b.ins().iadd_imm_s(hi, 1 - u as i64);
+    let mut args = vec![BlockArg::Value(lo)];
+    args.extend(bases.iter().map(|&(p, _)| BlockArg::Value(p)));
+    e.b.ins().jump(header, &args);
+    e.b.switch_to_block(header);
+    let params = e.b.block_params(header).to_vec();
+    let more = e.b.ins().icmp(IntCC::SignedLessThan, params[0], lim);
+    let out: Vec<BlockArg> = params.iter().map(|&p| BlockArg::Value(p)).collect();
+    e.b.ins().brif(more, inner, &[], exit, &out);
+    e.b.switch_to_block(inner);
+    e.b.seal_block(inner);
+    for k in 0..u {
+        body(e, &params[1..], k)?;
+    }
+    let mut next = vec![BlockArg::Value(e.b.ins().iadd_imm_s(params[0], u as i64))];
+    for (&p, &(_, stride)) in params[1..].iter().zip(bases) {
+        next.push(BlockArg::Value(e.b.ins().iadd_imm_s(p, stride * u as i64)));
+    }
+    e.b.ins().jump(header, &next);
+    e.b.seal_block(header);
+    e.b.switch_to_block(exit);
+    e.b.seal_block(exit);
+    let rest = e.b.block_params(exit).to_vec();
+    let tail: Vec<(Value, i64)> = rest[1..]
+        .iter()
+        .zip(bases)
+        .map(|(&p, &(_, s))| (p, s))
+        .collect();
+    if u > 1 {
+        for_strided(e, rest[0], hi, &tail, |e, p| body(e, p, 0))?;
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use crossterm::event::{
 };
 
 use super::*;
-use crate::runtime::Event as T;
+use crate::runtime::{EpochMetrics, Event as T};
 
 fn mnist() -> Graph {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mnist.ron");

@@ -1,0 +1,778 @@
+//! Forward `Conv2D` and `DepthwiseConv2D` as register-blocked direct convolutions (no im2col
+//! buffer), with the fused epilogue the fusion pass produces:
+//!
+//! ```text
+//! z = conv(x) (+ bias)
+//! z = z · scale + shift        (bn: inference batch-norm folded to a per-channel affine map)
+//! z = z + residual             (residual: a tensor shaped like the convolution's output)
+//! z = act(z)                   (Linear, ReLU, ReLU6)
+//! y = pool(z)                  (pool: max or average, any window, stride and padding)
+//! ```
+//!
+//! That order covers conv → bias → ReLU → max-pool (VGG, the MNIST net), conv → BN → ReLU6
+//! (MobileNet: BN before the activation) and conv → BN → add (a residual projection).
+//!
+//! # Code shape
+//! A conv output row is computed by channel groups (8 channels = two `f32x4`, then a block of
+//! 4, then scalar channels) × column tiles of up to 5 pixels: one tile is 10 accumulators,
+//! reduced over the kernel rows (a runtime loop whose bounds clip the padding) and, inside,
+//! over `(kw, ci)` flattened — contiguous both in the NHWC input and in the HWIO kernel, so
+//! the weights need no repacking and every address is a constant offset from two pointers.
+//! Columns whose window crosses the left or right padding are emitted one by one with their
+//! own (constant) tap range; the interior columns run in a loop of full tiles plus one
+//! shorter tile. Depthwise is vectorised across output channels instead (4 channels × 8
+//! pixels), each tap a multiply of input and kernel vectors.
+//!
+//! With a pool fused, a work item computes the conv rows its pooled row needs into a stack
+//! scratch (`k_h` rows, padded left and right with the pool's neutral value), then pools
+//! them; the pre-pool activation is never written to a buffer. Overlapping pool windows
+//! (stride < window) recompute the shared conv rows.
+//!
+//! Must not depend on anything of the `cnntui` crate.
+
+pub(crate) mod tile;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{InstBuilder, StackSlot, StackSlotData, StackSlotKind, Value, types};
+
+use self::tile::{Epilogue, Group, Tile, channel_runs, load};
+use super::builder::F32X4;
+use super::{Emit, Jit, JitError};
+use crate::geom::{Conv2dGeom, Padding2d, window_out};
+use crate::reference::Activation;
+
+/// The largest pool scratch a kernel may put on its stack (rayon's worker stacks are 2 MiB).
+pub const MAX_SCRATCH_BYTES: usize = 512 * 1024;
+
+/// A pooling layer fused after the convolution (see the module docs for the order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolEpilogue {
+    /// Max-pool when true, average-pool (padding excluded from the count) otherwise.
+    pub max: bool,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub pad: Padding2d,
+    /// The pooled output size; must equal what the window gives on the conv output.
+    pub out_h: usize,
+    pub out_w: usize,
+    /// Write the max-pool's argmax (ignored for average pools).
+    pub record_argmax: bool,
+}
+
+impl PoolEpilogue {
+    /// A pool over a `conv_out = (h, w)` map, computing the output size; `None` when the
+    /// window does not fit.
+    pub fn new(
+        max: bool,
+        conv_out: (usize, usize),
+        (k_h, k_w): (usize, usize),
+        (stride_h, stride_w): (usize, usize),
+        pad: Padding2d,
+        record_argmax: bool,
+    ) -> Option<Self> {
+        Some(PoolEpilogue {
+            max,
+            k_h,
+            k_w,
+            stride_h,
+            stride_w,
+            pad,
+            out_h: window_out(conv_out.0, pad.top, pad.bottom, k_h, stride_h)?,
+            out_w: window_out(conv_out.1, pad.left, pad.right, k_w, stride_w)?,
+            record_argmax,
+        })
+    }
+
+    fn argmax(&self) -> bool {
+        self.max && self.record_argmax
+    }
+}
+
+/// What one fused forward convolution kernel computes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConvForwardSpec {
+    /// The convolution; `n` is the largest batch the buffers hold — the kernel depends on it
+    /// only through the item range.
+    pub geom: Conv2dGeom,
+    /// `Some(m)`: `DepthwiseConv2D` with depth multiplier `m` (`c_out = c_in · m`).
+    pub depth_multiplier: Option<usize>,
+    pub bias: bool,
+    /// Per-channel `scale` and `shift` after the bias (inference batch-norm, folded).
+    pub bn: bool,
+    pub activation: Activation,
+    /// Add a tensor shaped like the convolution's output before the activation.
+    pub residual: bool,
+    pub pool: Option<PoolEpilogue>,
+    /// Write, per work item, how many pre-pool activations it computed that are exactly zero.
+    pub count_dead: bool,
+}
+
+/// How to call a kernel from [`emit_conv_forward`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvForwardKernel {
+    /// Buffer names in call order, a subset (in this order) of `x`, `w`, `bias`, `scale`,
+    /// `shift`, `residual`, `y`, `argmax`, `dead`.
+    pub buffers: Vec<&'static str>,
+    /// Work items per sample; a call covers items `[start, end)` of `[0, n · items_per_sample)`.
+    pub items_per_sample: usize,
+    /// `(h, w, c)` of one sample of `y` (pooled when a pool is fused).
+    pub out_shape: (usize, usize, usize),
+    /// Bytes of stack scratch each call uses (the fused pool's conv rows).
+    pub scratch_bytes: usize,
+}
+
+impl ConvForwardKernel {
+    /// The position of buffer `name` in the call's buffer array.
+    pub fn buffer(&self, name: &str) -> Option<usize> {
+        self.buffers.iter().position(|b| *b == name)
+    }
+}
+
+/// Emits the fused forward convolution `spec` as kernel `name`.
+///
+/// # Buffers
+/// In this order, present when the spec asks for them:
+/// - `x`: `[n, h, w, c_in]` f32; `w`: `[k_h, k_w, c_in, c_out]` (depthwise:
+///   `[k_h, k_w, c_in, m]`) f32;
+/// - `bias`, `scale`, `shift`: `[c_out]` f32;
+/// - `residual`: `[n, out_h, out_w, c_out]` f32 (the convolution's, pre-pool, shape);
+/// - `y`: `[n, out_h, out_w, c_out]`, or `[n, pool.out_h, pool.out_w, c_out]` with a pool;
+/// - `argmax` (max-pool with `record_argmax`): `[n, pool.out_h, pool.out_w, c_out]` u32, the
+///   flat index of the winner in the sample's pre-pool tensor `[out_h, out_w, c_out]` — what
+///   `reference::max_pool_forward` records when run on one sample's pre-pool activation
+///   (padding never wins; ties go to the first in row-major window order; a window wholly in
+///   padding outputs 0 and `u32::MAX`);
+/// - `dead` (`count_dead`): `[n · items_per_sample]` u32.
+///
+/// # Work items
+/// One output row of `y` per item: item `i` is sample `i / items_per_sample`, row
+/// `i % items_per_sample` (`items_per_sample` = `out_h`, or `pool.out_h` with a pool). `dead[i]`
+/// counts the exact zeros among the pre-pool activations item `i` computed: its conv row, or
+/// with a pool every channel and column of the conv rows its pooled row covers (a row shared by
+/// overlapping windows is counted by each item; rows no window covers are not computed).
+///
+/// # Errors
+/// [`JitError::Unsupported`] for sigmoid, tanh and softmax epilogues, zero-sized shapes, an
+/// output size that disagrees with the geometry, a per-sample pre-pool tensor too large for a
+/// u32 argmax, or a pool scratch above [`MAX_SCRATCH_BYTES`]; [`JitError::Codegen`] from
+/// Cranelift.
+pub fn emit_conv_forward(
+    jit: &mut Jit,
+    name: &str,
+    spec: &ConvForwardSpec,
+) -> Result<ConvForwardKernel, JitError> {
+    let layout = Layout::new(spec)?;
+    jit.define(name, |e| {
+        Emitter {
+            s: spec,
+            l: &layout,
+        }
+        .emit(e)
+    })?;
+    Ok(layout.kernel())
+}
+
+/// Buffer indices and derived sizes of a spec, validated.
+struct Layout {
+    buffers: Vec<&'static str>,
+    x: usize,
+    w: usize,
+    bias: Option<usize>,
+    scale_shift: Option<(usize, usize)>,
+    residual: Option<usize>,
+    y: usize,
+    argmax: Option<usize>,
+    dead: Option<usize>,
+    items_per_sample: usize,
+    out_shape: (usize, usize, usize),
+    /// Interior conv columns `[lo, hi)`: every tap inside the input.
+    interior: (usize, usize),
+    pool: Option<PoolLayout>,
+}
+
+struct PoolLayout {
+    p: PoolEpilogue,
+    /// Channels rounded up to a multiple of 4.
+    c_pad: usize,
+    /// Scratch columns: `pad.left + conv out_w + pad.right`.
+    cols: usize,
+    bytes: usize,
+}
+
+impl Layout {
+    fn new(s: &ConvForwardSpec) -> Result<Self, JitError> {
+        let g = &s.geom;
+        let unsupported = |why: String| Err(JitError::Unsupported(why));
+        if !tile::supported_activation(s.activation) {
+            return unsupported(format!("fused {:?} epilogue", s.activation));
+        }
+        if [
+            g.h, g.w, g.c_in, g.c_out, g.k_h, g.k_w, g.stride_h, g.stride_w,
+        ]
+        .contains(&0)
+        {
+            return unsupported(format!("zero-sized convolution {g:?}"));
+        }
+        if Some(g.out_h) != window_out(g.h, g.pad.top, g.pad.bottom, g.k_h, g.stride_h)
+            || Some(g.out_w) != window_out(g.w, g.pad.left, g.pad.right, g.k_w, g.stride_w)
+        {
+            return unsupported(format!("inconsistent output size in {g:?}"));
+        }
+        if let Some(m) = s.depth_multiplier
+            && (m == 0 || g.c_out != g.c_in * m)
+        {
+            return unsupported(format!("depthwise c_out {} != c_in · {m}", g.c_out));
+        }
+        let mut buffers = Vec::new();
+        let mut add = |name| {
+            buffers.push(name);
+            buffers.len() - 1
+        };
+        let x = add("x");
+        let w = add("w");
+        let bias = s.bias.then(|| add("bias"));
+        let scale_shift = s.bn.then(|| (add("scale"), add("shift")));
+        let residual = s.residual.then(|| add("residual"));
+        let y = add("y");
+        let argmax = s.pool.filter(PoolEpilogue::argmax).map(|_| add("argmax"));
+        let dead = s.count_dead.then(|| add("dead"));
+
+        let lo = g.pad.left.div_ceil(g.stride_w).min(g.out_w);
+        let hi = if g.w + g.pad.left >= g.k_w {
+            ((g.w + g.pad.left - g.k_w) / g.stride_w + 1).min(g.out_w)
+        } else {
+            0
+        };
+        let interior = (lo, hi.max(lo));
+
+        let pool = match s.pool {
+            None => None,
+            Some(p) => {
+                let fits = Some(p.out_h)
+                    == window_out(g.out_h, p.pad.top, p.pad.bottom, p.k_h, p.stride_h)
+                    && Some(p.out_w)
+                        == window_out(g.out_w, p.pad.left, p.pad.right, p.k_w, p.stride_w);
+                if !fits || p.out_h == 0 || p.out_w == 0 {
+                    return unsupported(format!("pool {p:?} does not fit conv output"));
+                }
+                if g.out_h * g.out_w * g.c_out >= i32::MAX as usize {
+                    return unsupported("pre-pool tensor too large for a u32 argmax".into());
+                }
+                let c_pad = g.c_out.div_ceil(4) * 4;
+                let cols = p.pad.left + g.out_w + p.pad.right;
+                let bytes = p.k_h * cols * c_pad * 4;
+                if bytes > MAX_SCRATCH_BYTES {
+                    return unsupported(format!("fused pool scratch of {bytes} bytes"));
+                }
+                Some(PoolLayout {
+                    p,
+                    c_pad,
+                    cols,
+                    bytes,
+                })
+            }
+        };
+        let (items_per_sample, out_shape) = match &pool {
+            None => (g.out_h, (g.out_h, g.out_w, g.c_out)),
+            Some(pl) => (pl.p.out_h, (pl.p.out_h, pl.p.out_w, g.c_out)),
+        };
+        Ok(Layout {
+            buffers,
+            x,
+            w,
+            bias,
+            scale_shift,
+            residual,
+            y,
+            argmax,
+            dead,
+            items_per_sample,
+            out_shape,
+            interior,
+            pool,
+        })
+    }
+
+    fn kernel(&self) -> ConvForwardKernel {
+        ConvForwardKernel {
+            buffers: self.buffers.clone(),
+            items_per_sample: self.items_per_sample,
+            out_shape: self.out_shape,
+            scratch_bytes: self.pool.as_ref().map_or(0, |p| p.bytes),
+        }
+    }
+}
+
+/// Where one conv row goes.
+struct RowTarget {
+    /// Pixel 0, channel 0 of the row.
+    dst: Value,
+    /// Bytes between pixels.
+    dst_px: i32,
+    /// Pixel 0 of the row in the residual.
+    res: Option<Value>,
+}
+
+struct Emitter<'a> {
+    s: &'a ConvForwardSpec,
+    l: &'a Layout,
+}
+
+impl Emitter<'_> {
+    fn emit(&self, e: &mut Emit<'_, '_>) -> Result<(), JitError> {
+        let dead = self.l.dead.map(|_| tile::dead_slot(e));
+        let epi = Epilogue {
+            bias: self.l.bias,
+            scale_shift: self.l.scale_shift,
+            activation: self.s.activation,
+            dead,
+        };
+        match &self.l.pool {
+            None => self.emit_rows(e, &epi),
+            Some(pl) => self.emit_pooled_rows(e, &epi, pl),
+        }
+    }
+
+    /// Bytes of one kernel row `w[kh]`.
+    fn w_row_bytes(&self) -> i64 {
+        let g = self.s.geom;
+        let per_tap = match self.s.depth_multiplier {
+            None => g.c_in * g.c_out,
+            Some(_) => g.c_out,
+        };
+        (g.k_w * per_tap * 4) as i64
+    }
+
+    fn row_bytes(&self) -> i64 {
+        (self.s.geom.out_w * self.s.geom.c_out * 4) as i64
+    }
+
+    /// Without a pool: item = conv row, written straight to `y`.
+    fn emit_rows(&self, e: &mut Emit<'_, '_>, epi: &Epilogue) -> Result<(), JitError> {
+        let g = self.s.geom;
+        e.for_items(|e, item| {
+            if let Some(slot) = epi.dead {
+                tile::reset_dead(e, slot);
+            }
+            let n = e.b.ins().udiv_imm_u(item, g.out_h as i64);
+            let oh = e.b.ins().imul_imm_s(n, g.out_h as i64);
+            let oh = e.b.ins().isub(item, oh);
+            let y = e.buffer(self.l.y);
+            let dst = e.addr(y, item, self.row_bytes());
+            let res = self.l.residual.map(|r| {
+                let r = e.buffer(r);
+                e.addr(r, item, self.row_bytes())
+            });
+            let target = RowTarget {
+                dst,
+                dst_px: (g.c_out * 4) as i32,
+                res,
+            };
+            self.emit_conv_row(e, epi, n, oh, &target)?;
+            if let (Some(slot), Some(d)) = (epi.dead, self.l.dead) {
+                let d = e.buffer(d);
+                let d = e.addr(d, item, 4);
+                tile::store_dead(e, slot, d);
+            }
+            Ok(())
+        })
+    }
+
+    /// One conv output row `oh` of sample `n`.
+    fn emit_conv_row(
+        &self,
+        e: &mut Emit<'_, '_>,
+        epi: &Epilogue,
+        n: Value,
+        oh: Value,
+        t: &RowTarget,
+    ) -> Result<(), JitError> {
+        let g = self.s.geom;
+        // Kernel rows kh0..kh1 fall inside the input: t0 = oh·s - pad, kh0 = max(0, -t0),
+        // kh1 = min(k_h, h - t0).
+        let t0 = e.b.ins().imul_imm_s(oh, g.stride_h as i64);
+        let t0 = e.b.ins().iadd_imm_s(t0, -(g.pad.top as i64));
+        let neg = e.b.ins().ineg(t0);
+        let zero = e.iconst(0);
+        let kh0 = e.b.ins().smax(neg, zero);
+        let h = e.iconst(g.h as i64);
+        let h_minus = e.b.ins().isub(h, t0);
+        let k_h = e.iconst(g.k_h as i64);
+        let kh1 = e.b.ins().smin(h_minus, k_h);
+        let kh_n = e.b.ins().isub(kh1, kh0);
+        // x at (n, t0 + kh0, 0, 0) and w at (kh0, 0, 0, 0).
+        let x = e.buffer(self.l.x);
+        let img = e.b.ins().imul_imm_s(n, (g.h * g.w * g.c_in * 4) as i64);
+        let x = e.b.ins().iadd(x, img);
+        let ih0 = e.b.ins().iadd(t0, kh0);
+        let x_row = e.addr(x, ih0, (g.w * g.c_in * 4) as i64);
+        let w = e.buffer(self.l.w);
+        let w_row = e.addr(w, kh0, self.w_row_bytes());
+        let rows = Rows { x_row, w_row, kh_n };
+
+        let runs = channel_runs(g.c_out, self.s.depth_multiplier.is_none());
+        for run in runs {
+            let body = |e: &mut Emit<'_, '_>, co: Value| {
+                self.emit_run_cols(e, epi, &rows, run.group, co, t)
+            };
+            if run.count == 1 {
+                let co = e.iconst(run.start as i64);
+                body(e, co)?;
+            } else {
+                let start = e.iconst(run.start as i64);
+                let end = e.iconst((run.start + run.count * run.group.width) as i64);
+                e.for_range(start, end, run.group.width as i64, body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every column of one channel group `co..co + group.width` of a conv row.
+    fn emit_run_cols(
+        &self,
+        e: &mut Emit<'_, '_>,
+        epi: &Epilogue,
+        rows: &Rows,
+        group: Group,
+        co: Value,
+        t: &RowTarget,
+    ) -> Result<(), JitError> {
+        let g = self.s.geom;
+        let (lo, hi) = self.l.interior;
+        let full = (hi - lo) / group.pixels;
+        if full > 0 {
+            let start = e.iconst(lo as i64);
+            let end = e.iconst((lo + full * group.pixels) as i64);
+            e.for_range(start, end, group.pixels as i64, |e, ow| {
+                self.emit_tile(e, epi, rows, group, co, t, ow, group.pixels, (0, g.k_w));
+                Ok(())
+            })?;
+        }
+        let rest = (hi - lo) % group.pixels;
+        if rest > 0 {
+            let ow = e.iconst((lo + full * group.pixels) as i64);
+            self.emit_tile(e, epi, rows, group, co, t, ow, rest, (0, g.k_w));
+        }
+        for col in (0..lo).chain(hi..g.out_w) {
+            let start = col * g.stride_w;
+            let kw0 = g.pad.left.saturating_sub(start).min(g.k_w);
+            let kw1 = (g.pad.left + g.w).saturating_sub(start).min(g.k_w).max(kw0);
+            let ow = e.iconst(col as i64);
+            self.emit_tile(e, epi, rows, group, co, t, ow, 1, (kw0, kw1));
+        }
+        Ok(())
+    }
+
+    /// A tile of `pixels` columns from `ow`, channels from `co`, kernel columns `kw0..kw1`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_tile(
+        &self,
+        e: &mut Emit<'_, '_>,
+        epi: &Epilogue,
+        rows: &Rows,
+        group: Group,
+        co: Value,
+        t: &RowTarget,
+        ow: Value,
+        pixels: usize,
+        (kw0, kw1): (usize, usize),
+    ) {
+        let g = self.s.geom;
+        let tile = Tile::zeroed(e, group, pixels);
+        if kw1 > kw0 {
+            // x at (ow·s - pad + kw0) of the first valid input row.
+            let col = e.b.ins().imul_imm_s(ow, (g.stride_w * g.c_in * 4) as i64);
+            let x = e.b.ins().iadd(rows.x_row, col);
+            let x =
+                e.b.ins()
+                    .iadd_imm_s(x, ((kw0 as i64) - g.pad.left as i64) * (g.c_in as i64) * 4);
+            let w = match self.s.depth_multiplier {
+                None => {
+                    let w =
+                        e.b.ins()
+                            .iadd_imm_s(rows.w_row, (kw0 * g.c_in * g.c_out * 4) as i64);
+                    let co4 = e.b.ins().ishl_imm_s(co, 2);
+                    e.b.ins().iadd(w, co4)
+                }
+                Some(_) => rows.w_row,
+            };
+            let zero = e.iconst(0);
+            let result = e.for_range(zero, rows.kh_n, 1, |e, kh| {
+                let x = e.addr(x, kh, (g.w * g.c_in * 4) as i64);
+                let w = e.addr(w, kh, self.w_row_bytes());
+                match self.s.depth_multiplier {
+                    None => tile.reduce(
+                        e,
+                        x,
+                        (g.stride_w * g.c_in * 4) as i32,
+                        w,
+                        (g.c_out * 4) as i32,
+                        (kw1 - kw0) * g.c_in,
+                    ),
+                    Some(m) => self.depthwise_taps(e, &tile, x, w, co, m, (kw0, kw1)),
+                }
+                Ok(())
+            });
+            debug_assert!(result.is_ok());
+        }
+        let px = e.b.ins().imul_imm_s(ow, t.dst_px as i64);
+        let dst = e.b.ins().iadd(t.dst, px);
+        let res = t.res.map(|r| {
+            let px = e.b.ins().imul_imm_s(ow, (g.c_out * 4) as i64);
+            let r = e.b.ins().iadd(r, px);
+            let co4 = e.b.ins().ishl_imm_s(co, 2);
+            (e.b.ins().iadd(r, co4), (g.c_out * 4) as i32)
+        });
+        let co4 = e.b.ins().ishl_imm_s(co, 2);
+        let dst = e.b.ins().iadd(dst, co4);
+        epi.emit(e, &tile, co, dst, t.dst_px, res);
+    }
+
+    /// Depthwise taps `kw0..kw1` of one kernel row: `x` is at the tile's first pixel and tap
+    /// `kw0`, channel 0; `w` at the kernel row, tap 0, channel 0.
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise_taps(
+        &self,
+        e: &mut Emit<'_, '_>,
+        tile: &Tile,
+        x: Value,
+        w: Value,
+        co: Value,
+        m: usize,
+        (kw0, kw1): (usize, usize),
+    ) {
+        let g = self.s.geom;
+        let lanes = tile.group.lanes;
+        let ty = lanes[0].1;
+        let co4 = e.b.ins().ishl_imm_s(co, 2);
+        let w = e.b.ins().iadd(w, co4);
+        // Byte offset in x (from channel 0) of the input channel of every output lane.
+        let ci_ptr = |e: &mut Emit<'_, '_>, lane: i64| {
+            let c = e.b.ins().iadd_imm_s(co, lane);
+            let ci = e.b.ins().udiv_imm_u(c, m as i64);
+            e.addr(x, ci, 4)
+        };
+        let x_px = (g.stride_w * g.c_in * 4) as i32;
+        let x_lanes: Vec<Value> = if ty == F32X4 && !m.is_multiple_of(4) && m != 1 {
+            (0..4).map(|l| ci_ptr(e, l)).collect()
+        } else if ty == F32X4 {
+            vec![ci_ptr(e, 0)]
+        } else {
+            (0..lanes.len() as i64).map(|l| ci_ptr(e, l)).collect()
+        };
+        for kw in kw0..kw1 {
+            let tap = ((kw - kw0) * g.c_in * 4) as i32;
+            let w_off = (kw * g.c_out * 4) as i32;
+            let ws: Vec<Value> = lanes
+                .iter()
+                .map(|&(off, ty)| load(e, ty, w, w_off + off))
+                .collect();
+            for p in 0..tile.pixels {
+                let at = p as i32 * x_px + tap;
+                for (gi, &wg) in ws.iter().enumerate() {
+                    let xv = if ty != F32X4 {
+                        e.load_f32(x_lanes[gi], at)
+                    } else if m == 1 {
+                        load(e, F32X4, x_lanes[0], at + 16 * gi as i32)
+                    } else if m.is_multiple_of(4) {
+                        e.load_splat(x_lanes[0], at)
+                    } else {
+                        let s0 = e.load_f32(x_lanes[0], at);
+                        let mut v = e.b.ins().scalar_to_vector(F32X4, s0);
+                        for (l, &p) in x_lanes.iter().enumerate().skip(1) {
+                            let s = e.load_f32(p, at);
+                            v = e.b.ins().insertlane(v, s, l as u8);
+                        }
+                        v
+                    };
+                    let var = tile.acc[p * lanes.len() + gi];
+                    let a = e.b.use_var(var);
+                    let a = e.fma(xv, wg, a);
+                    e.b.def_var(var, a);
+                }
+            }
+        }
+    }
+
+    /// With a pool: item = pooled row; its conv rows go to the stack scratch, then are pooled.
+    fn emit_pooled_rows(
+        &self,
+        e: &mut Emit<'_, '_>,
+        epi: &Epilogue,
+        pl: &PoolLayout,
+    ) -> Result<(), JitError> {
+        let g = self.s.geom;
+        let p = pl.p;
+        let slot = e.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            pl.bytes as u32,
+            4,
+        ));
+        let fill_value = if p.max { f32::NEG_INFINITY } else { 0.0 };
+        let ptr = e.ptr;
+        let scratch = e.b.ins().stack_addr(ptr, slot, 0);
+        fill(e, scratch, pl.bytes, fill_value)?;
+        let slot_bytes = (pl.cols * pl.c_pad * 4) as i64;
+        e.for_items(|e, item| {
+            if let Some(d) = epi.dead {
+                tile::reset_dead(e, d);
+            }
+            let n = e.b.ins().udiv_imm_u(item, p.out_h as i64);
+            let ph = e.b.ins().imul_imm_s(n, p.out_h as i64);
+            let ph = e.b.ins().isub(item, ph);
+            let r0 = e.b.ins().imul_imm_s(ph, p.stride_h as i64);
+            let r0 = e.b.ins().iadd_imm_s(r0, -(p.pad.top as i64));
+            let zero = e.iconst(0);
+            let k_h = e.iconst(p.k_h as i64);
+            e.for_range(zero, k_h, 1, |e, i| {
+                let r = e.b.ins().iadd(r0, i);
+                let ge0 = e.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, r, 0);
+                let lt =
+                    e.b.ins()
+                        .icmp_imm_s(IntCC::SignedLessThan, r, g.out_h as i64);
+                let valid = e.b.ins().band(ge0, lt);
+                let compute = e.b.create_block();
+                let blank = e.b.create_block();
+                let done = e.b.create_block();
+                e.b.ins().brif(valid, compute, &[], blank, &[]);
+                e.b.seal_block(compute);
+                e.b.seal_block(blank);
+                let ptr = e.ptr;
+                e.b.switch_to_block(compute);
+                let scratch = e.b.ins().stack_addr(ptr, slot, 0);
+                let row = e.addr(scratch, i, slot_bytes);
+                let dst =
+                    e.b.ins()
+                        .iadd_imm_s(row, (p.pad.left * pl.c_pad * 4) as i64);
+                let res = self.l.residual.map(|b| {
+                    let base = e.buffer(b);
+                    let img_row = e.b.ins().imul_imm_s(n, g.out_h as i64);
+                    let img_row = e.b.ins().iadd(img_row, r);
+                    e.addr(base, img_row, self.row_bytes())
+                });
+                let target = RowTarget {
+                    dst,
+                    dst_px: (pl.c_pad * 4) as i32,
+                    res,
+                };
+                self.emit_conv_row(e, epi, n, r, &target)?;
+                e.b.ins().jump(done, &[]);
+                e.b.switch_to_block(blank);
+                let scratch = e.b.ins().stack_addr(ptr, slot, 0);
+                let row = e.addr(scratch, i, slot_bytes);
+                let dst =
+                    e.b.ins()
+                        .iadd_imm_s(row, (p.pad.left * pl.c_pad * 4) as i64);
+                fill(e, dst, g.out_w * pl.c_pad * 4, fill_value)?;
+                e.b.ins().jump(done, &[]);
+                e.b.seal_block(done);
+                e.b.switch_to_block(done);
+                Ok(())
+            })?;
+            self.emit_pool_row(e, pl, slot, item, r0)?;
+            if let (Some(d), Some(b)) = (epi.dead, self.l.dead) {
+                let b = e.buffer(b);
+                let b = e.addr(b, item, 4);
+                tile::store_dead(e, d, b);
+            }
+            Ok(())
+        })
+    }
+
+    /// Pools the scratch rows of `item` (pooled row whose window starts at conv row `r0`).
+    fn emit_pool_row(
+        &self,
+        e: &mut Emit<'_, '_>,
+        pl: &PoolLayout,
+        slot: StackSlot,
+        item: Value,
+        r0: Value,
+    ) -> Result<(), JitError> {
+        let g = self.s.geom;
+        let pool = super::pool::Window {
+            max: pl.p.max,
+            argmax: self.l.argmax.is_some(),
+            k_h: pl.p.k_h,
+            k_w: pl.p.k_w,
+            row_stride: (pl.cols * pl.c_pad * 4) as i32,
+            col_stride: (pl.c_pad * 4) as i32,
+            c: g.c_out,
+            idx_row: g.out_w * g.c_out,
+            idx_col: g.c_out,
+        };
+        let p = pl.p;
+        let y_row = (p.out_w * g.c_out * 4) as i64;
+        let y = e.buffer(self.l.y);
+        let y = e.addr(y, item, y_row);
+        let arg = self.l.argmax.map(|a| {
+            let a = e.buffer(a);
+            e.addr(a, item, y_row)
+        });
+        // Rows of the window inside the conv output (for the average's count).
+        let r_end = e.b.ins().iadd_imm_s(r0, p.k_h as i64);
+        let oh = e.iconst(g.out_h as i64);
+        let r_end = e.b.ins().smin(r_end, oh);
+        let zero = e.iconst(0);
+        let r_start = e.b.ins().smax(r0, zero);
+        let rows_in = e.b.ins().isub(r_end, r_start);
+        let start = e.iconst(0);
+        let end = e.iconst(p.out_w as i64);
+        e.for_range(start, end, 1, |e, pw| {
+            let cb = e.b.ins().imul_imm_s(pw, p.stride_w as i64);
+            let ptr = e.ptr;
+            let scratch = e.b.ins().stack_addr(ptr, slot, 0);
+            let src = e.addr(scratch, cb, (pl.c_pad * 4) as i64);
+            let c0 = e.b.ins().iadd_imm_s(cb, -(p.pad.left as i64));
+            let count = if p.max {
+                None
+            } else {
+                let c_end = e.b.ins().iadd_imm_s(c0, p.k_w as i64);
+                let ow = e.iconst(g.out_w as i64);
+                let c_end = e.b.ins().smin(c_end, ow);
+                let zero = e.iconst(0);
+                let c_start = e.b.ins().smax(c0, zero);
+                let cols_in = e.b.ins().isub(c_end, c_start);
+                Some(e.b.ins().imul(rows_in, cols_in))
+            };
+            // Flat pre-pool index of tap (0, 0), channel 0: (r0·out_w + c0)·c_out.
+            let idx = arg.map(|_| {
+                let base = e.b.ins().imul_imm_s(r0, g.out_w as i64);
+                let base = e.b.ins().iadd(base, c0);
+                let base = e.b.ins().imul_imm_s(base, g.c_out as i64);
+                e.b.ins().ireduce(types::I32, base)
+            });
+            let dst = e.addr(y, pw, (g.c_out * 4) as i64);
+            let arg_dst = arg.map(|a| e.addr(a, pw, (g.c_out * 4) as i64));
+            pool.emit_pixel(e, src, idx, count, dst, arg_dst)
+        })
+    }
+}
+
+/// Pointers and the kernel-row count of one conv row.
+struct Rows {
+    /// Input at the first valid kernel row, column 0.
+    x_row: Value,
+    /// Kernel at the first valid kernel row.
+    w_row: Value,
+    kh_n: Value,
+}
+
+/// Stores `value` in every `f32` of `bytes` (a multiple of 16) from `p`.
+pub(crate) fn fill(
+    e: &mut Emit<'_, '_>,
+    p: Value,
+    bytes: usize,
+    value: f32,
+) -> Result<(), JitError> {
+    let v = e.splat(value);
+    let end = e.b.ins().iadd_imm_s(p, bytes as i64);
+    e.for_range(p, end, 16, |e, at| {
+        e.store(v, at, 0);
+        Ok(())
+    })
+}

@@ -1,0 +1,470 @@
+//! Tests of the forward convolution kernels against the reference kernels, and the test
+//! support the other forward emitters' tests share: a PRNG, guarded buffers (sentinel regions
+//! before and after every buffer, sentinel-filled outputs) and split-range calls.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::geom::Pool2dGeom;
+use crate::jit::Kernel;
+use crate::reference;
+
+/// splitmix64.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub(crate) fn vec(&mut self, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+                lo + (hi - lo) * unit
+            })
+            .collect()
+    }
+}
+
+const GUARD: usize = 64;
+const GUARD_BITS: u32 = 0x7FC0_DEAD;
+/// What outputs hold before the kernel runs: a NaN payload no kernel produces.
+const UNWRITTEN: u32 = 0x7FA0_BEEF;
+
+/// A buffer with sentinel guard regions on both sides.
+pub(crate) struct Guarded {
+    words: Vec<u32>,
+    len: usize,
+    output: bool,
+    initial: Vec<u32>,
+}
+
+impl Guarded {
+    pub(crate) fn input(data: &[f32]) -> Self {
+        Self::new(data.iter().map(|v| v.to_bits()).collect(), false)
+    }
+
+    pub(crate) fn output(len: usize) -> Self {
+        Self::new(vec![UNWRITTEN; len], true)
+    }
+
+    fn new(data: Vec<u32>, output: bool) -> Self {
+        let len = data.len();
+        let mut words = vec![GUARD_BITS; GUARD];
+        words.extend_from_slice(&data);
+        words.extend(std::iter::repeat_n(GUARD_BITS, GUARD));
+        Guarded {
+            words,
+            len,
+            output,
+            initial: data,
+        }
+    }
+
+    pub(crate) fn ptr(&mut self) -> *mut u8 {
+        self.words[GUARD..].as_mut_ptr().cast()
+    }
+
+    pub(crate) fn f32s(&self) -> Vec<f32> {
+        self.data().iter().map(|&b| f32::from_bits(b)).collect()
+    }
+
+    pub(crate) fn data(&self) -> &[u32] {
+        &self.words[GUARD..GUARD + self.len]
+    }
+
+    /// Panics unless the guards are intact, inputs unchanged and every output written.
+    pub(crate) fn check(&self, what: &str) {
+        let (before, rest) = self.words.split_at(GUARD);
+        let after = &rest[self.len..];
+        assert!(
+            before.iter().chain(after).all(|&w| w == GUARD_BITS),
+            "{what}: a guard region was written"
+        );
+        if self.output {
+            let unwritten = self.data().iter().filter(|&&w| w == UNWRITTEN).count();
+            assert_eq!(unwritten, 0, "{what}: {unwritten} outputs not written");
+        } else {
+            assert!(self.data() == self.initial, "{what}: an input was written");
+        }
+    }
+}
+
+/// Runs `kernel` over `items` work items in three calls, then checks every buffer.
+pub(crate) fn run_split(kernel: &Kernel, names: &[&str], bufs: &mut [Guarded], items: usize) {
+    let ptrs: Vec<*mut u8> = bufs.iter_mut().map(Guarded::ptr).collect();
+    let cuts = [0, items / 3, items - items / 4, items];
+    for pair in cuts.windows(2) {
+        // SAFETY: every buffer has the length the kernel's emitter documents for `items`
+        // items, and the calls run one after another.
+        unsafe { kernel.call(&ptrs, pair[0], pair[1]) };
+    }
+    for (b, name) in bufs.iter().zip(names) {
+        b.check(name);
+    }
+}
+
+/// `|a - e| <= rtol · |e| + atol` element-wise.
+pub(crate) fn assert_close(what: &str, actual: &[f32], expect: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(actual.len(), expect.len(), "{what}: length");
+    for (i, (&a, &e)) in actual.iter().zip(expect).enumerate() {
+        let ok = (f64::from(a) - e).abs() <= rtol * e.abs() + atol;
+        assert!(ok, "{what}[{i}]: got {a}, want {e}");
+    }
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// The inputs of one fused conv case.
+struct Case {
+    spec: ConvForwardSpec,
+    x: Vec<f32>,
+    w: Vec<f32>,
+    bias: Vec<f32>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    residual: Vec<f32>,
+}
+
+impl Case {
+    fn new(spec: ConvForwardSpec, seed: u64) -> Self {
+        let g = spec.geom;
+        let mut rng = Rng::new(seed);
+        let w_len = match spec.depth_multiplier {
+            None => g.k_h * g.k_w * g.c_in * g.c_out,
+            Some(_) => g.k_h * g.k_w * g.c_out,
+        };
+        Case {
+            spec,
+            x: rng.vec(g.input_len(), -1.0, 1.0),
+            w: rng.vec(w_len, -1.0, 1.0),
+            bias: rng.vec(g.c_out, -0.5, 0.5),
+            scale: rng.vec(g.c_out, 0.5, 1.5),
+            shift: rng.vec(g.c_out, -0.5, 0.5),
+            residual: rng.vec(g.output_len(), -1.0, 1.0),
+        }
+    }
+
+    /// The pre-pool activation from the f64 reference kernels.
+    fn reference_pre_pool(&self) -> Vec<f64> {
+        let s = &self.spec;
+        let g = s.geom;
+        let (x, w) = (f64s(&self.x), f64s(&self.w));
+        let bias = s.bias.then(|| f64s(&self.bias));
+        let mut z = vec![0.0; g.output_len()];
+        match s.depth_multiplier {
+            None => reference::conv2d_forward(&g, &x, &w, bias.as_deref(), &mut z),
+            Some(m) => reference::depthwise_forward(&g, m, &x, &w, bias.as_deref(), &mut z),
+        }
+        for (i, v) in z.iter_mut().enumerate() {
+            let c = i % g.c_out;
+            if s.bn {
+                *v = *v * f64::from(self.scale[c]) + f64::from(self.shift[c]);
+            }
+            if s.residual {
+                *v += f64::from(self.residual[i]);
+            }
+        }
+        reference::activation_in_place(s.activation, g.c_out, &mut z);
+        z
+    }
+
+    /// Runs the kernel (checking guards and writes); returns its buffers by name.
+    fn run(&self) -> Result<Vec<(&'static str, Guarded)>, JitError> {
+        let mut jit = Jit::new()?;
+        let k = emit_conv_forward(&mut jit, "conv_under_test", &self.spec)?;
+        let kernel = jit.finish()?.remove(0);
+        let g = self.spec.geom;
+        let (oh, ow, c) = k.out_shape;
+        let out_len = g.n * oh * ow * c;
+        let items = g.n * k.items_per_sample;
+        let mut bufs: Vec<Guarded> = k
+            .buffers
+            .iter()
+            .map(|name| match *name {
+                "x" => Guarded::input(&self.x),
+                "w" => Guarded::input(&self.w),
+                "bias" => Guarded::input(&self.bias),
+                "scale" => Guarded::input(&self.scale),
+                "shift" => Guarded::input(&self.shift),
+                "residual" => Guarded::input(&self.residual),
+                "y" | "argmax" => Guarded::output(out_len),
+                "dead" => Guarded::output(items),
+                other => panic!("unknown buffer {other}"),
+            })
+            .collect();
+        run_split(&kernel, &k.buffers, &mut bufs, items);
+        Ok(k.buffers.iter().copied().zip(bufs).collect())
+    }
+}
+
+fn take<'a>(bufs: &'a [(&'static str, Guarded)], name: &str) -> &'a Guarded {
+    &bufs
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("buffer present")
+        .1
+}
+
+/// Checks one spec: the unfused kernel against the f64 reference (and its dead counts), and
+/// with a pool, the fused kernel bit for bit against the reference pool run on the unfused
+/// kernel's output (same arithmetic, so the argmax must agree exactly).
+fn check(spec: ConvForwardSpec, seed: u64) {
+    let case = Case::new(
+        ConvForwardSpec {
+            pool: None,
+            ..spec.clone()
+        },
+        seed,
+    );
+    let g = spec.geom;
+    let bufs = case.run().expect("kernel compiles");
+    let z = take(&bufs, "y").f32s();
+    let expect = case.reference_pre_pool();
+    let k = match spec.depth_multiplier {
+        None => g.k_h * g.k_w * g.c_in,
+        Some(_) => g.k_h * g.k_w,
+    };
+    assert_close("pre-pool y", &z, &expect, 1e-5, 2e-6 * k as f64 + 1e-6);
+    if spec.count_dead {
+        let dead = take(&bufs, "dead").data().to_vec();
+        let row = g.out_w * g.c_out;
+        let want: Vec<u32> = z
+            .chunks_exact(row)
+            .map(|r| reference::count_dead(r) as u32)
+            .collect();
+        assert_eq!(dead, want, "dead counts per row");
+    }
+    let Some(p) = spec.pool else { return };
+    let fused = Case { spec, ..case };
+    let bufs = fused.run().expect("fused kernel compiles");
+    let pg = Pool2dGeom::new(
+        1,
+        (g.out_h, g.out_w, g.c_out),
+        (p.k_h, p.k_w),
+        (p.stride_h, p.stride_w),
+        p.pad,
+    )
+    .expect("pool fits");
+    let per_in = g.out_h * g.out_w * g.c_out;
+    let per_out = pg.output_len();
+    let y = take(&bufs, "y").f32s();
+    for img in 0..g.n {
+        let z_img = &z[img * per_in..(img + 1) * per_in];
+        let mut want = vec![0.0f32; per_out];
+        let y_img = &y[img * per_out..(img + 1) * per_out];
+        if p.max {
+            let mut arg = vec![0u32; per_out];
+            reference::max_pool_forward(&pg, z_img, &mut want, Some(&mut arg));
+            if p.record_argmax {
+                let got = &take(&bufs, "argmax").data()[img * per_out..(img + 1) * per_out];
+                assert_eq!(got, &arg[..], "argmax of sample {img}");
+            }
+        } else {
+            reference::avg_pool_forward(&pg, z_img, &mut want);
+        }
+        assert_eq!(y_img, &want[..], "pooled y of sample {img}");
+    }
+    if fused.spec.count_dead {
+        let dead = take(&bufs, "dead").data().to_vec();
+        let row = g.out_w * g.c_out;
+        let want: Vec<u32> = (0..g.n * p.out_h)
+            .map(|item| {
+                let (img, ph) = (item / p.out_h, item % p.out_h);
+                let r0 = (ph * p.stride_h) as isize - p.pad.top as isize;
+                (r0.max(0)..(r0 + p.k_h as isize).min(g.out_h as isize))
+                    .map(|r| {
+                        let at = (img * g.out_h + r as usize) * row;
+                        reference::count_dead(&z[at..at + row]) as u32
+                    })
+                    .sum()
+            })
+            .collect();
+        assert_eq!(dead, want, "dead counts per pooled row");
+    }
+}
+
+fn spec(geom: Conv2dGeom) -> ConvForwardSpec {
+    ConvForwardSpec {
+        geom,
+        depth_multiplier: None,
+        bias: true,
+        bn: false,
+        activation: Activation::ReLU,
+        residual: false,
+        pool: None,
+        count_dead: false,
+    }
+}
+
+fn geom(
+    n: usize,
+    hwc: (usize, usize, usize),
+    k: (usize, usize),
+    c_out: usize,
+    s: (usize, usize),
+    pad: Padding2d,
+) -> Conv2dGeom {
+    Conv2dGeom::new(n, hwc, k, c_out, s, pad).expect("window fits")
+}
+
+#[test]
+fn mnist_first_conv_with_relu_and_max_pool_matches_the_reference() {
+    let g = geom(2, (28, 28, 1), (3, 3), 32, (1, 1), Padding2d::default());
+    let pool = PoolEpilogue::new(true, (26, 26), (2, 2), (2, 2), Padding2d::default(), true);
+    check(
+        ConvForwardSpec {
+            pool,
+            count_dead: true,
+            ..spec(g)
+        },
+        1,
+    );
+}
+
+#[test]
+fn same_3x3_conv_with_odd_channels_matches_the_reference() {
+    let g = geom(
+        1,
+        (9, 11, 5),
+        (3, 3),
+        13,
+        (1, 1),
+        Padding2d::same(9, 11, 3, 3, 1, 1),
+    );
+    check(spec(g), 2);
+}
+
+#[test]
+fn mobilenet_style_conv_bn_relu6_at_stride_two_matches_the_reference() {
+    let g = geom(
+        2,
+        (15, 15, 8),
+        (3, 3),
+        16,
+        (2, 2),
+        Padding2d::same(15, 15, 3, 3, 2, 2),
+    );
+    check(
+        ConvForwardSpec {
+            bias: false,
+            bn: true,
+            activation: Activation::ReLU6,
+            ..spec(g)
+        },
+        3,
+    );
+}
+
+#[test]
+fn residual_projection_conv_bn_add_matches_the_reference() {
+    let g = geom(1, (8, 8, 6), (1, 1), 12, (1, 1), Padding2d::default());
+    check(
+        ConvForwardSpec {
+            bn: true,
+            residual: true,
+            activation: Activation::Linear,
+            count_dead: true,
+            ..spec(g)
+        },
+        4,
+    );
+}
+
+#[test]
+fn depthwise_relu6_with_multipliers_matches_the_reference() {
+    for (m, seed) in [(1, 5), (2, 6), (4, 7), (3, 8)] {
+        let g = geom(
+            1,
+            (7, 9, 6),
+            (3, 3),
+            6 * m,
+            (1, 1),
+            Padding2d::same(7, 9, 3, 3, 1, 1),
+        );
+        check(
+            ConvForwardSpec {
+                depth_multiplier: Some(m),
+                activation: Activation::ReLU6,
+                bn: true,
+                ..spec(g)
+            },
+            seed,
+        );
+    }
+}
+
+#[test]
+fn sigmoid_and_tanh_epilogues_are_unsupported() {
+    let g = geom(1, (4, 4, 1), (3, 3), 4, (1, 1), Padding2d::default());
+    for act in [Activation::Sigmoid, Activation::Tanh, Activation::Softmax] {
+        let mut jit = Jit::new().expect("JIT");
+        let s = ConvForwardSpec {
+            activation: act,
+            ..spec(g)
+        };
+        assert!(matches!(
+            emit_conv_forward(&mut jit, "c", &s),
+            Err(JitError::Unsupported(_))
+        ));
+    }
+}
+
+prop_compose! {
+    fn conv_spec()(
+        n in 1usize..3, h in 1usize..12, w in 1usize..14, c_in in 1usize..10,
+        k in prop::sample::select(vec![1usize, 2, 3, 5, 7]), k_w_odd in any::<bool>(),
+        c_out in 1usize..21, s_h in 1usize..3, s_w in 1usize..3,
+        same in any::<bool>(), pad in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        dw in prop::option::weighted(0.25, 1usize..4),
+        bias in any::<bool>(), bn in any::<bool>(), residual in any::<bool>(),
+        act in prop::sample::select(vec![Activation::Linear, Activation::ReLU, Activation::ReLU6]),
+        dead in any::<bool>(),
+        pool in prop::option::weighted(0.5, (any::<bool>(), 2usize..4, 1usize..3, 0usize..2, any::<bool>())),
+    ) -> Option<ConvForwardSpec> {
+        let k_w = if k_w_odd && k > 1 { k - 1 } else { k };
+        let pad = if same {
+            Padding2d::same(h, w, k, k_w, s_h, s_w)
+        } else {
+            Padding2d { top: pad.0, bottom: pad.1, left: pad.2, right: pad.3 }
+        };
+        let c_out = dw.map_or(c_out, |m| c_in * m);
+        let geom = Conv2dGeom::new(n, (h, w, c_in), (k, k_w), c_out, (s_h, s_w), pad)?;
+        let pool = match pool {
+            None => None,
+            Some((max, pk, ps, ppad, argmax)) => Some(PoolEpilogue::new(
+                max,
+                (geom.out_h, geom.out_w),
+                (pk, pk),
+                (ps, ps),
+                Padding2d::symmetric(ppad.min(pk - 1)),
+                argmax,
+            )?),
+        };
+        Some(ConvForwardSpec {
+            geom, depth_multiplier: dw, bias, bn, activation: act, residual, pool,
+            count_dead: dead,
+        })
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn fused_conv_matches_the_reference_over_random_shapes(s in conv_spec(), seed in any::<u64>()) {
+        let Some(s) = s else { return Ok(()) };
+        check(s, seed);
+    }
+}
