@@ -39,6 +39,10 @@ pub struct LayerFigures {
 /// A whole run's figures.
 #[derive(Clone, Debug, Serialize)]
 pub struct Figures {
+    /// Time to JIT-compile the model's kernels for this batch and mode (0 on other backends).
+    pub compile_ms: f64,
+    /// Layers the JIT left to the reference kernels, and why.
+    pub warnings: Vec<String>,
     pub samples_per_s: f64,
     pub gflops: f64,
     pub iterations: usize,
@@ -83,6 +87,10 @@ pub fn measure(graph: &Graph, cfg: &BenchConfig) -> Figures {
     let plan = Plan::new(graph, &[]);
     let mut session = Session::new(graph, loss.link).with_backend(cfg.backend);
     let mut grad = Vec::new();
+    let compile_ms = session
+        .compiled(graph, n, cfg.mode)
+        .map_or(0.0, |c| c.compile_ms);
+    let warnings = session.take_warnings();
     let mut step = |session: &mut Session| {
         session.forward(graph, &params, &x, n, cfg.mode, &mut rng);
         if cfg.mode == Mode::Train {
@@ -144,6 +152,8 @@ pub fn measure(graph: &Graph, cfg: &BenchConfig) -> Figures {
         .sum::<f64>()
         * if train { 3.0 } else { 1.0 };
     Figures {
+        compile_ms,
+        warnings,
         samples_per_s: n as f64 / total.max(1e-12),
         gflops: all_flops / total.max(1e-12) / 1e9,
         iterations: totals.len(),

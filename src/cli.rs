@@ -71,10 +71,22 @@ impl From<ModeArg> for Mode {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum BackendArg {
+    /// Cranelift-compiled, fused kernels (the default).
+    Jit,
     /// The plain-Rust reference kernels.
     Reference,
     /// One im2col buffer per layer and ndarray's GEMM (a baseline).
     Im2col,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::Jit => Backend::Jit,
+            BackendArg::Reference => Backend::Reference,
+            BackendArg::Im2col => Backend::Im2col,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -92,7 +104,7 @@ struct BenchArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    #[arg(long, value_enum, default_value = "reference")]
+    #[arg(long, value_enum, default_value = "jit")]
     backend: BackendArg,
     /// Also measure the other implementations side by side (time-capped).
     #[arg(long)]
@@ -128,6 +140,9 @@ struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Which kernels run the model: the JIT (default) or the reference kernels.
+    #[arg(long, value_enum, default_value = "jit")]
+    backend: BackendArg,
 }
 
 /// An error that is the program's fault rather than the input's (exit status 1).
@@ -225,17 +240,14 @@ fn bench(args: BenchArgs) -> Result<i32> {
         anyhow::bail!("--seconds must be a positive number");
     }
     let mut graph = ir::load(&args.model)?;
-    let backend = match args.backend {
-        BackendArg::Reference => Backend::Reference,
-        BackendArg::Im2col => Backend::Im2col,
-    };
-    let compile = std::time::Instant::now();
+    let backend = args.backend.into();
+    let passes_started = std::time::Instant::now();
     let target = passes::Target {
         training: mode == Mode::Train,
         requested: vec![],
     };
     passes::optimize(&mut graph, &target).map_err(|e| Internal(e.to_string()))?;
-    let compile_ms = compile.elapsed().as_secs_f64() * 1e3;
+    let passes_ms = passes_started.elapsed().as_secs_f64() * 1e3;
     let budget = std::time::Duration::from_secs_f64(args.seconds);
     let cfg = BenchConfig {
         mode,
@@ -245,6 +257,10 @@ fn bench(args: BenchArgs) -> Result<i32> {
         min_iters: 3,
     };
     let figures = measure(&graph, &cfg);
+    let compile_ms = passes_ms + figures.compile_ms;
+    for w in &figures.warnings {
+        eprintln!("warning: {w}");
+    }
     let baselines = args.baselines.then(|| {
         let mut out = serde_json::Map::new();
         for (name, b) in [
@@ -400,5 +416,6 @@ fn overrides(args: &TrainArgs) -> Overrides {
         limit: args.limit,
         save: args.save.clone(),
         resume: args.resume.clone(),
+        backend: args.backend.into(),
     }
 }

@@ -4,6 +4,7 @@
 //! Must not depend on `tui`.
 
 pub mod checkpoint;
+pub mod compiled;
 mod event;
 pub mod history;
 mod im2col;

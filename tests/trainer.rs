@@ -55,6 +55,7 @@ fn stopping_and_resuming_gives_exactly_the_uninterrupted_weights() {
         limit: Some(320),
         save: Some(whole_dir.clone()),
         resume: None,
+        backend: cnntui::runtime::Backend::Jit,
     };
     let (_, expected) = train(&whole, |_| None);
 
@@ -76,6 +77,7 @@ fn stopping_and_resuming_gives_exactly_the_uninterrupted_weights() {
     );
     let resumed = Overrides {
         resume: Some(part_dir.join("checkpoint.safetensors")),
+        backend: cnntui::runtime::Backend::Jit,
         ..part.clone()
     };
     let (events, got) = train(&resumed, |_| None);
@@ -112,6 +114,7 @@ fn commands_take_effect_at_the_next_batch() {
         limit: Some(320),
         save: Some(dir),
         resume: None,
+        backend: cnntui::runtime::Backend::Jit,
     };
     let (events, _) = train(&o, |b| match b {
         1 => Some(Command::SetLearningRate(5e-4)),
@@ -163,6 +166,7 @@ fn a_few_hundred_steps_learn_mnist() {
         limit: Some(6400),
         save: Some(dir),
         resume: None,
+        backend: cnntui::runtime::Backend::Jit,
     };
     let (events, _) = train(&o, |_| None);
     let acc = events.iter().find_map(|e| match e {

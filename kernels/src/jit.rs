@@ -208,6 +208,17 @@ impl Jit {
         Ok(())
     }
 
+    /// How many kernels are defined so far (see [`Jit::truncate`]).
+    pub fn defined(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Forgets the kernels defined after the first `len` (a group that turned out to be
+    /// unsupported half-way); their code is never fetched by [`Jit::finish`].
+    pub fn truncate(&mut self, len: usize) {
+        self.pending.truncate(len);
+    }
+
     /// Keeps the machine code of every kernel defined from now on as text, for inspection
     /// (spills, scheduling); see [`Jit::last_disasm`].
     pub fn keep_disasm(&mut self) {
@@ -251,5 +262,115 @@ impl Jit {
     /// The target this JIT compiles for.
     pub fn isa(&self) -> &OwnedTargetIsa {
         &self.isa
+    }
+}
+
+/// A buffer handed to a [`Bound`] kernel.
+pub enum Buf<'a> {
+    F32(&'a [f32]),
+    F32Mut(&'a mut [f32]),
+    U32Mut(&'a mut [u32]),
+    U32(&'a [u32]),
+}
+
+impl Buf<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Buf::F32(s) => s.len(),
+            Buf::F32Mut(s) => s.len(),
+            Buf::U32Mut(s) => s.len(),
+            Buf::U32(s) => s.len(),
+        }
+    }
+
+    fn ptr(&mut self) -> *mut u8 {
+        match self {
+            Buf::F32(s) => s.as_ptr().cast_mut().cast(),
+            Buf::F32Mut(s) => s.as_mut_ptr().cast(),
+            Buf::U32Mut(s) => s.as_mut_ptr().cast(),
+            Buf::U32(s) => s.as_ptr().cast_mut().cast(),
+        }
+    }
+}
+
+/// A kernel bound to the buffer sizes and item count of the spec it was compiled for, so it
+/// can be run safely: [`Bound::run`] checks every buffer against those sizes.
+#[derive(Clone, Debug)]
+pub struct Bound {
+    kernel: Kernel,
+    lens: Vec<usize>,
+    items: usize,
+}
+
+/// Buffer pointers shared by the threads running disjoint item ranges.
+struct SharedPtrs(Vec<*mut u8>);
+
+// SAFETY: the pointers come from borrows that outlive the parallel call (`Bound::run` holds
+// them), and the kernels' contract is that disjoint item ranges write disjoint memory, so
+// sharing the addresses across threads creates no data race.
+unsafe impl Sync for SharedPtrs {}
+
+impl Kernel {
+    /// Binds this kernel to the buffer lengths (in elements, in call order) and item count its
+    /// emitter documents for the spec it was compiled from. The caller vouches for these
+    /// figures; [`Bound::run`] then refuses any smaller buffer.
+    pub fn bind(self, lens: Vec<usize>, items: usize) -> Bound {
+        Bound {
+            kernel: self,
+            lens,
+            items,
+        }
+    }
+}
+
+impl Bound {
+    pub fn name(&self) -> &str {
+        self.kernel.name()
+    }
+
+    /// The number of work items a run covers.
+    pub fn items(&self) -> usize {
+        self.items
+    }
+
+    /// Runs every work item, split into contiguous ranges across rayon's threads.
+    ///
+    /// # Panics
+    /// When the number of buffers or any buffer's length differs from the bound figures (a
+    /// bug in the caller, never user input).
+    pub fn run(&self, bufs: &mut [Buf<'_>]) {
+        assert_eq!(
+            bufs.len(),
+            self.lens.len(),
+            "kernel `{}`: wrong number of buffers",
+            self.name()
+        );
+        for (i, (b, &want)) in bufs.iter().zip(&self.lens).enumerate() {
+            assert!(
+                b.len() >= want,
+                "kernel `{}`: buffer {i} has {} elements, needs {want}",
+                self.name(),
+                b.len()
+            );
+        }
+        let ptrs = SharedPtrs(bufs.iter_mut().map(Buf::ptr).collect());
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = self.items.div_ceil(threads).max(1);
+        let ranges: Vec<(usize, usize)> = (0..self.items)
+            .step_by(chunk)
+            .map(|s| (s, (s + chunk).min(self.items)))
+            .collect();
+        let ptrs = &ptrs;
+        rayon::scope(|scope| {
+            for &(start, end) in &ranges {
+                scope.spawn(move |_| {
+                    // SAFETY: every buffer is at least as large as the spec the kernel was
+                    // compiled for requires (checked above against the bound lengths), the
+                    // borrows behind the pointers live until `run` returns, and disjoint item
+                    // ranges write disjoint outputs.
+                    unsafe { self.kernel.call(&ptrs.0, start, end) }
+                });
+            }
+        });
     }
 }

@@ -9,11 +9,16 @@ use cnntui_kernels::reference::{self as k, Activation};
 use cnntui_kernels::{Conv2dGeom, Padding2d, Pool2dGeom};
 use rayon::prelude::*;
 
+use std::sync::Arc;
+
+use cnntui_kernels::jit::Buf;
+
+use super::compiled::{CompiledModel, GroupKernels};
 use super::{ParamStore, Plan, Rng, im2col};
 use crate::ir::{Graph, NodeId, Op};
 
 /// Training (dropout on, batch statistics) or inference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
     Train,
     Infer,
@@ -56,6 +61,11 @@ pub struct Session {
     /// forward (dead ReLUs), `None` for other nodes.
     pub dead_fraction: Vec<Option<f32>>,
     backend: Backend,
+    /// Compiled models by (batch size, mode), for [`Backend::Jit`].
+    compiled: std::collections::HashMap<(usize, Mode), Arc<CompiledModel>>,
+    /// Messages for the user: layers that fell back to the reference kernels, a JIT that
+    /// could not start. Drained by [`Session::take_warnings`].
+    warnings: Vec<String>,
     /// Per node, time spent in forward and backward since timing was enabled (`cnntui
     /// bench`); `None` when not timing.
     pub timings: Option<Vec<[std::time::Duration; 2]>>,
@@ -71,6 +81,9 @@ pub enum Backend {
     /// An im2col buffer per layer and `ndarray`'s GEMM: the honest baseline `cnntui bench
     /// --baselines` compares against.
     Im2col,
+    /// Cranelift-compiled kernels for every fused group (see [`CompiledModel`]); what the JIT
+    /// cannot compile runs on the reference kernels.
+    Jit,
 }
 
 /// Splits a batch into contiguous chunks, one per thread, and runs `f(k, x_chunk, y_chunk)`.
@@ -119,7 +132,7 @@ fn sum_over_batch(
     }
 }
 
-fn conv_geom(graph: &Graph, v: NodeId, n: usize) -> Conv2dGeom {
+pub(crate) fn conv_geom(graph: &Graph, v: NodeId, n: usize) -> Conv2dGeom {
     let node = &graph.nodes[v];
     let input = &graph.nodes[node.inputs[0]].shape;
     let hwc = input.hwc().unwrap_or((1, 1, input.elems()));
@@ -155,7 +168,7 @@ fn conv_geom(graph: &Graph, v: NodeId, n: usize) -> Conv2dGeom {
     }
 }
 
-fn pool_geom(graph: &Graph, v: NodeId, n: usize) -> Pool2dGeom {
+pub(crate) fn pool_geom(graph: &Graph, v: NodeId, n: usize) -> Pool2dGeom {
     let node = &graph.nodes[v];
     let (h, w, c) = graph.nodes[node.inputs[0]].shape.hwc().unwrap_or((1, 1, 1));
     let (out_h, out_w, _) = node.shape.hwc().unwrap_or((1, 1, 1));
@@ -207,7 +220,43 @@ impl Session {
             param_grads: ParamStore::zeros_like(graph),
             dead_fraction: vec![None; nodes],
             backend: Backend::Reference,
+            compiled: std::collections::HashMap::new(),
+            warnings: Vec::new(),
             timings: None,
+        }
+    }
+
+    /// Warnings produced since the last call (each said once).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// The compiled model for batches of `n` in `mode`, compiling it on first use; `None`
+    /// when not on the JIT backend or when the JIT cannot run here (then the session falls
+    /// back to the reference kernels for good, with a warning).
+    pub fn compiled(&mut self, graph: &Graph, n: usize, mode: Mode) -> Option<Arc<CompiledModel>> {
+        if self.backend != Backend::Jit {
+            return None;
+        }
+        if let Some(c) = self.compiled.get(&(n, mode)) {
+            return Some(c.clone());
+        }
+        match CompiledModel::compile(graph, n, mode) {
+            Ok(c) => {
+                if self.compiled.is_empty() {
+                    self.warnings.extend(c.warnings.iter().cloned());
+                }
+                let c = Arc::new(c);
+                self.compiled.insert((n, mode), c.clone());
+                Some(c)
+            }
+            Err(e) => {
+                self.warnings.push(format!(
+                    "the JIT is unavailable, using the reference kernels: {e}"
+                ));
+                self.backend = Backend::Reference;
+                None
+            }
         }
     }
 
@@ -267,7 +316,21 @@ impl Session {
         rng: &mut Rng,
     ) {
         self.batch = n;
+        let compiled = self.compiled(graph, n, mode);
         for (v, node) in graph.nodes.iter().enumerate() {
+            if let Some(c) = &compiled
+                && let Some(head) = c.in_group[v]
+            {
+                if let Some(group) = c.groups[head].as_ref().filter(|_| head == v) {
+                    let t = std::time::Instant::now();
+                    self.jit_forward(graph, params, group, mode);
+                    self.record(v, 0, t);
+                } else if v != c.groups[head].as_ref().map_or(v, |g| g.tail) {
+                    // Fused away: never written (a requested tensor is never fused).
+                    self.acts[v].clear();
+                }
+                continue;
+            }
             let len = n * node.shape.elems();
             let mut y = std::mem::take(&mut self.acts[v]);
             y.resize(len, 0.0);
@@ -309,9 +372,11 @@ impl Session {
                 let g = conv_geom(graph, v, n);
                 let bias = use_bias.then(|| &p[1][..]);
                 match self.backend {
-                    Backend::Reference => for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
-                        k::conv2d_forward(&g.with_batch(k), xc, &p[0], bias, yc)
-                    }),
+                    Backend::Reference | Backend::Jit => {
+                        for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                            k::conv2d_forward(&g.with_batch(k), xc, &p[0], bias, yc)
+                        })
+                    }
                     Backend::Im2col => im2col::conv_forward(&g, input, &p[0], bias, y),
                 }
             }
@@ -331,9 +396,11 @@ impl Session {
             } => {
                 let bias = use_bias.then(|| &p[1][..]);
                 match self.backend {
-                    Backend::Reference => for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
-                        k::dense_forward(k, in_per, units, xc, &p[0], bias, yc)
-                    }),
+                    Backend::Reference | Backend::Jit => {
+                        for_batch(n, input, in_per, y, out_per, |k, xc, yc| {
+                            k::dense_forward(k, in_per, units, xc, &p[0], bias, yc)
+                        })
+                    }
                     Backend::Im2col => {
                         im2col::dense_forward(n, in_per, units, input, &p[0], bias, y)
                     }
@@ -477,7 +544,23 @@ impl Session {
             return;
         }
         self.grads[graph.output].copy_from_slice(&d_out[..n * graph.output_shape().elems()]);
+        let compiled = self
+            .compiled(graph, n, Mode::Train)
+            .filter(|c| c.mode == Mode::Train);
         for v in (1..graph.nodes.len()).rev() {
+            if let Some(c) = &compiled
+                && let Some(head) = c.in_group[v]
+            {
+                if let Some(group) = c.groups[head]
+                    .as_ref()
+                    .filter(|g| head == v && plan.out_grad[g.tail])
+                {
+                    let t = std::time::Instant::now();
+                    self.jit_backward(graph, params, plan, group);
+                    self.record(v, 1, t);
+                }
+                continue;
+            }
             if plan.out_grad[v] {
                 let t = std::time::Instant::now();
                 self.backward_node(graph, params, plan, v);
@@ -734,6 +817,143 @@ impl Session {
             self.give(u, dx);
         }
         self.grads[v] = dy;
+    }
+}
+
+impl Session {
+    /// Runs a compiled group's forward kernel, writing the group's last output.
+    fn jit_forward(&mut self, graph: &Graph, params: &ParamStore, g: &GroupKernels, mode: Mode) {
+        let n = self.batch;
+        let head = &graph.nodes[g.head];
+        let p = &params.tensors[g.head];
+        let tail_len = n * graph.nodes[g.tail].shape.elems();
+        let mut y = std::mem::take(&mut self.acts[g.tail]);
+        y.resize(tail_len, 0.0);
+        let mut argmax = std::mem::take(&mut self.aux[g.tail].argmax);
+        argmax.resize(
+            if g.forward_buffers.contains(&"argmax") {
+                tail_len
+            } else {
+                0
+            },
+            0,
+        );
+        let mut dead = vec![
+            0u32;
+            if g.forward_buffers.contains(&"dead") {
+                g.forward.items()
+            } else {
+                0
+            }
+        ];
+        let (scale, shift) = match g.bn.map(|b| (&graph.nodes[b].op, &params.tensors[b])) {
+            Some((Op::BatchNormalization { epsilon, .. }, bn)) if bn.len() == 4 => {
+                let scale: Vec<f32> = bn[0]
+                    .iter()
+                    .zip(&bn[3])
+                    .map(|(gm, var)| gm / (var + epsilon).sqrt())
+                    .collect();
+                let shift = bn[1]
+                    .iter()
+                    .zip(&bn[2])
+                    .zip(&scale)
+                    .map(|((b, m), s)| b - m * s)
+                    .collect();
+                (scale, shift)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        {
+            let x = &self.acts[head.inputs[0]];
+            let residual = g.residual.map_or(&[][..], |r| &self.acts[r][..]);
+            let mut y_buf = Some(&mut y[..]);
+            let mut a_buf = Some(&mut argmax[..]);
+            let mut d_buf = Some(&mut dead[..]);
+            let mut bufs: Vec<Buf<'_>> = Vec::with_capacity(g.forward_buffers.len());
+            for name in &g.forward_buffers {
+                bufs.push(match *name {
+                    "x" => Buf::F32(x),
+                    "w" => Buf::F32(&p[0]),
+                    "bias" => Buf::F32(&p[1]),
+                    "scale" => Buf::F32(&scale),
+                    "shift" => Buf::F32(&shift),
+                    "residual" => Buf::F32(residual),
+                    "argmax" => Buf::U32Mut(a_buf.take().unwrap_or_default()),
+                    "dead" => Buf::U32Mut(d_buf.take().unwrap_or_default()),
+                    _ => Buf::F32Mut(y_buf.take().unwrap_or_default()),
+                });
+            }
+            g.forward.run(&mut bufs);
+        }
+        if g.deferred {
+            if g.tail == graph.output && self.link == OutputLink::Logits {
+                self.logits.clear();
+                self.logits.extend_from_slice(&y);
+            }
+            k::activation_in_place(g.activation, graph.nodes[g.tail].shape.channels(), &mut y);
+        }
+        if mode == Mode::Train && !dead.is_empty() {
+            let zeros: u64 = dead.iter().map(|&d| u64::from(d)).sum();
+            let owner = g
+                .members
+                .iter()
+                .copied()
+                .find(|&m| is_relu_family(graph.nodes[m].op.activation()))
+                .unwrap_or(g.head);
+            self.dead_fraction[owner] =
+                Some((zeros as f64 / (n * g.conv_out).max(1) as f64).min(1.0) as f32);
+        }
+        self.acts[g.tail] = y;
+        self.aux[g.tail].argmax = argmax;
+    }
+
+    /// Runs a compiled group's backward kernels: `dz`, then weight, bias and input gradients.
+    fn jit_backward(&mut self, graph: &Graph, params: &ParamStore, plan: &Plan, g: &GroupKernels) {
+        let Some(b) = &g.backward else { return };
+        let n = self.batch;
+        let dy = std::mem::take(&mut self.grads[g.tail]);
+        let at_logits = g.tail == graph.output && self.link == OutputLink::Logits;
+        let dz_owned = match &b.to_dz {
+            Some(k) if !at_logits => {
+                let mut dz = vec![0.0; n * g.conv_out];
+                let y = &self.acts[g.tail];
+                if g.max_pool.is_some() {
+                    k.run(&mut [
+                        Buf::U32(&self.aux[g.tail].argmax),
+                        Buf::F32(y),
+                        Buf::F32(&dy),
+                        Buf::F32Mut(&mut dz),
+                    ]);
+                } else {
+                    k.run(&mut [Buf::F32(y), Buf::F32(&dy), Buf::F32Mut(&mut dz)]);
+                }
+                Some(dz)
+            }
+            _ => None,
+        };
+        let dz: &[f32] = dz_owned.as_deref().unwrap_or(&dy);
+        let u = graph.nodes[g.head].inputs[0];
+        let x = &self.acts[u];
+        let p = &params.tensors[g.head];
+        if plan.weight_grad[g.head] {
+            let grads = &mut self.param_grads.tensors[g.head];
+            let (dw, rest) = grads.split_at_mut(1);
+            b.weight
+                .run(&mut [Buf::F32(x), Buf::F32(dz), Buf::F32Mut(&mut dw[0])]);
+            if let (Some(k), Some(db)) = (&b.bias, rest.first_mut()) {
+                k.run(&mut [Buf::F32(dz), Buf::F32Mut(db)]);
+            }
+        }
+        if plan.out_grad[u] {
+            let mut wt = vec![0.0; b.wt_len];
+            b.input.0.run(&mut [Buf::F32(&p[0]), Buf::F32Mut(&mut wt)]);
+            let mut dx = vec![0.0; n * graph.nodes[u].shape.elems()];
+            b.input
+                .1
+                .run(&mut [Buf::F32(dz), Buf::F32(&wt), Buf::F32Mut(&mut dx)]);
+            self.give(u, dx);
+        }
+        self.grads[g.tail] = dy;
     }
 }
 

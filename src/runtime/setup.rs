@@ -22,6 +22,8 @@ pub struct Overrides {
     pub limit: Option<usize>,
     pub save: Option<PathBuf>,
     pub resume: Option<PathBuf>,
+    /// What runs the convolutions and dense layers.
+    pub backend: super::Backend,
 }
 
 /// Why training could not start.
@@ -62,6 +64,8 @@ pub enum SetupError {
     SaveDir(String),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Pass(#[from] crate::passes::PassError),
 }
 
 /// A trainer ready to run, with what the caller may want to show first.
@@ -190,7 +194,14 @@ fn positive(file: &Path, field: &'static str, v: i64) -> Result<usize, SetupErro
 /// Every [`SetupError`].
 pub fn prepare(path: &Path, overrides: &Overrides) -> Result<Prepared, SetupError> {
     let file = model::load(path).map_err(LoadError::from)?;
-    let graph = ir::lower(&file)?;
+    let mut graph = ir::lower(&file)?;
+    crate::passes::optimize(
+        &mut graph,
+        &crate::passes::Target {
+            training: true,
+            requested: vec![],
+        },
+    )?;
     let spec = file
         .spec
         .train
@@ -250,6 +261,7 @@ pub fn prepare(path: &Path, overrides: &Overrides) -> Result<Prepared, SetupErro
         seed: spec.seed,
         save_dir,
         model_hash: model_hash(&file.source),
+        backend: overrides.backend,
         start_paused: false,
         linger: false,
     };

@@ -34,6 +34,8 @@ pub struct TrainConfig {
     pub save_dir: PathBuf,
     /// sha256 of the model file, stored in checkpoints.
     pub model_hash: String,
+    /// What runs the convolutions and dense layers.
+    pub backend: super::Backend,
     /// Wait for `Command::Resume` before the first batch (the dashboard's `t`).
     pub start_paused: bool,
     /// After training ends, keep answering `Watch` and `Evaluate` until the command channel
@@ -244,7 +246,7 @@ impl Trainer {
             Command::Watch(layer) => match self.graph.node_by_name(&layer) {
                 Some(v) => {
                     self.watched = Some((v, Instant::now()));
-                    self.send_feature_maps(v, eval, events);
+                    self.send_feature_maps(v, events);
                 }
                 None => {
                     let _ = events.send(Event::Warning(format!("no layer named `{layer}`")));
@@ -292,7 +294,7 @@ impl Trainer {
     }
 
     /// Runs the sample image through the model and sends node `v`'s activations.
-    fn send_feature_maps(&mut self, v: usize, eval: &mut Session, events: &Sender<Event>) {
+    fn send_feature_maps(&mut self, v: usize, events: &Sender<Event>) {
         let (data, i) = self.sample();
         if data.is_empty() {
             return;
@@ -300,7 +302,9 @@ impl Trainer {
         let input = data.image(i).to_vec();
         let label = data.labels[i];
         let input_shape = data.shape.to_vec();
-        eval.forward(
+        // The reference kernels materialise every layer's output, fused or not.
+        let mut session = Session::new(&self.graph, self.loss.link);
+        session.forward(
             &self.graph,
             &self.params,
             &input,
@@ -311,7 +315,7 @@ impl Trainer {
         let maps = FeatureMaps {
             layer: self.graph.nodes[v].name.clone(),
             shape: self.graph.nodes[v].shape.0.clone(),
-            values: eval.activation(v).to_vec(),
+            values: session.activation(v).to_vec(),
             input_shape,
             input,
             label,
@@ -321,11 +325,11 @@ impl Trainer {
     }
 
     /// Sends the watched layer's feature maps when they are due.
-    fn refresh_feature_maps(&mut self, eval: &mut Session, events: &Sender<Event>) {
+    fn refresh_feature_maps(&mut self, events: &Sender<Event>) {
         if let Some((v, at)) = self.watched
             && at.elapsed() >= FEATURE_MAP_EVERY
         {
-            self.send_feature_maps(v, eval, events);
+            self.send_feature_maps(v, events);
         }
     }
 
@@ -351,7 +355,7 @@ impl Trainer {
                 match commands.try_recv() {
                     Ok(c) => c,
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
-                        self.refresh_feature_maps(eval, events);
+                        self.refresh_feature_maps(events);
                         return false;
                     }
                 }
@@ -370,13 +374,16 @@ impl Trainer {
         let bs = self.config.batch_size.min(n.max(1));
         let batches = n.div_ceil(bs);
         let elems = self.data.train.image_len();
-        let mut session = Session::new(&self.graph, self.loss.link);
-        let mut eval = Session::new(&self.graph, self.loss.link);
+        let mut session =
+            Session::new(&self.graph, self.loss.link).with_backend(self.config.backend);
+        let mut eval = Session::new(&self.graph, self.loss.link).with_backend(self.config.backend);
         let mut x = vec![0.0f32; bs * elems];
         let mut labels = vec![0u32; bs];
         let mut grad = Vec::new();
         let mut paused = self.config.start_paused;
         let mut stopped = false;
+        let mut unsaved = false;
+        let mut samples_per_s = 0.0;
         let _ = events.send(Event::Started {
             epochs: self.config.epochs,
             batches_per_epoch: batches,
@@ -397,13 +404,12 @@ impl Trainer {
             rng.shuffle(&mut order);
             self.shuffle_rng = rng;
             let _ = events.send(Event::EpochStarted { epoch });
-            let epoch_start = Instant::now();
-            let first_batch = self.state.batch;
             while self.state.batch < batches {
                 if self.poll(commands, events, &mut paused, &mut eval) {
                     stopped = true;
                     break 'epochs;
                 }
+                let batch_start = Instant::now();
                 let b = self.state.batch;
                 let idx = &order[b * bs..((b + 1) * bs).min(n)];
                 let m = idx.len();
@@ -452,15 +458,22 @@ impl Trainer {
                 self.state.epoch_correct += bl.correct;
                 self.state.epoch_seen += m;
                 self.state.batch += 1;
+                unsaved = true;
                 let seen = self.state.epoch_seen as f64;
-                let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
+                // Throughput of the computation itself (pauses excluded), smoothed.
+                let rate = m as f64 / batch_start.elapsed().as_secs_f64().max(1e-9);
+                samples_per_s = if samples_per_s == 0.0 {
+                    rate
+                } else {
+                    0.9 * samples_per_s + 0.1 * rate
+                };
                 let _ = events.send(Event::Batch {
                     epoch,
                     batch: self.state.batch,
                     batches,
                     loss: self.state.epoch_loss_sum / seen,
                     accuracy: self.state.epoch_correct as f64 / seen,
-                    samples_per_s: ((self.state.batch - first_batch) * bs) as f64 / secs,
+                    samples_per_s,
                     learning_rate: self.optimizer.learning_rate,
                 });
             }
@@ -485,8 +498,11 @@ impl Trainer {
             self.state.epoch += 1;
             self.state.batch = 0;
             self.save(events);
+            unsaved = false;
         }
-        if stopped {
+        // Stopping before any batch ran since the last save must not overwrite a checkpoint
+        // (opening the dashboard and quitting is not a reason to touch saved work).
+        if stopped && unsaved {
             self.save(events);
         }
         let test_accuracy = match (&self.data.test, stopped) {

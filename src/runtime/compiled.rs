@@ -1,0 +1,492 @@
+//! The compiled model: JIT kernels for one graph, batch size and mode, and their execution.
+//!
+//! Each fused group (see `crate::passes`) headed by a `Conv2D`, `DepthwiseConv2D` or `Dense`
+//! becomes one forward kernel writing the group's last output; in training its backward is
+//! the fused pool + activation backward (through the recorded argmax) or the activation
+//! backward, then the weight, bias and input gradients. Anything the JIT cannot compile runs
+//! on the reference kernels, with one warning naming the layer and the reason. Kernels are
+//! specialised on the batch size, so a session compiles one model per batch size it meets.
+//!
+//! The optimizer step and the layers that are not convolutions or dense layers (standalone
+//! pooling, batch-norm in training, softmax, ...) run on the reference kernels here.
+
+use std::time::Instant;
+
+use cnntui_kernels::jit::backward::activation::emit_activation_backward;
+use cnntui_kernels::jit::backward::{conv as bconv, dense as bdense, pool as bpool};
+use cnntui_kernels::jit::conv::{ConvForwardSpec, PoolEpilogue, emit_conv_forward};
+use cnntui_kernels::jit::dense::{DenseSpec, emit_dense_forward};
+use cnntui_kernels::jit::{Bound, Jit, JitError, Kernel};
+use cnntui_kernels::reference::Activation;
+use cnntui_kernels::{Conv2dGeom, Pool2dGeom};
+
+use super::Mode;
+use super::session::{conv_geom, pool_geom};
+use crate::ir::{Graph, NodeId, Op};
+
+/// The backward kernels of a group, in the order they run.
+#[derive(Clone, Debug)]
+pub struct GroupBackward {
+    /// `dz` (the pre-activation gradient, conv-output shaped) from the group's output
+    /// gradient: the fused pool + activation backward, or the activation backward.
+    pub to_dz: Option<Bound>,
+    pub weight: Bound,
+    pub bias: Option<Bound>,
+    /// Kernel transpose then input gradient.
+    pub input: (Bound, Bound),
+    /// Length of the transposed kernel buffer.
+    pub wt_len: usize,
+}
+
+/// One compiled group.
+#[derive(Clone, Debug)]
+pub struct GroupKernels {
+    pub head: NodeId,
+    /// The node whose output the forward kernel writes.
+    pub tail: NodeId,
+    pub members: Vec<NodeId>,
+    pub forward: Bound,
+    /// The forward kernel's buffer names, in call order.
+    pub forward_buffers: Vec<&'static str>,
+    /// The activation the group applies (inside the kernel unless `deferred`).
+    pub activation: Activation,
+    /// An activation the kernel leaves to the reference code (softmax/sigmoid/tanh outputs).
+    pub deferred: bool,
+    pub bn: Option<NodeId>,
+    /// The residual input of a fused `Add`.
+    pub residual: Option<NodeId>,
+    pub max_pool: Option<NodeId>,
+    /// Conv output elements per sample (the pre-pool tensor).
+    pub conv_out: usize,
+    pub dead_items: usize,
+    pub backward: Option<GroupBackward>,
+}
+
+/// JIT kernels for one graph at one batch size and mode.
+#[derive(Debug)]
+pub struct CompiledModel {
+    pub batch: usize,
+    pub mode: Mode,
+    /// `groups[node]` for the head of each compiled group.
+    pub groups: Vec<Option<GroupKernels>>,
+    /// `in_group[node]`: the head of the compiled group the node belongs to.
+    pub in_group: Vec<Option<NodeId>>,
+    pub warnings: Vec<String>,
+    pub kernels: usize,
+    pub compile_ms: f64,
+}
+
+struct Pending {
+    head: NodeId,
+    tail: NodeId,
+    members: Vec<NodeId>,
+    activation: Activation,
+    deferred: bool,
+    bn: Option<NodeId>,
+    residual: Option<NodeId>,
+    max_pool: Option<NodeId>,
+    conv_out: usize,
+    forward: (usize, Vec<usize>, usize),
+    forward_buffers: Vec<&'static str>,
+    backward: Option<Vec<(usize, Vec<usize>, usize)>>,
+    wt_len: usize,
+    has_bias: bool,
+    has_to_dz: bool,
+}
+
+fn unsupported(what: impl Into<String>) -> JitError {
+    JitError::Unsupported(what.into())
+}
+
+impl CompiledModel {
+    /// Compiles every group of `graph` (run `crate::passes::optimize` first) for batches of
+    /// `batch` samples in `mode`. Groups the JIT cannot compile are left to the reference
+    /// kernels, with a warning each.
+    ///
+    /// # Errors
+    /// [`JitError::NoFma`] or [`JitError::Setup`] when there is no JIT on this machine;
+    /// [`JitError::Codegen`] when Cranelift fails on the batch.
+    pub fn compile(graph: &Graph, batch: usize, mode: Mode) -> Result<Self, JitError> {
+        let started = Instant::now();
+        let mut jit = Jit::new()?;
+        let mut warnings = Vec::new();
+        let mut pending = Vec::new();
+        let mut kernel_count = 0;
+        let heads: Vec<Vec<NodeId>> = graph
+            .groups
+            .iter()
+            .map(|g| g.members.clone())
+            .chain(
+                // Convolutions and dense layers outside any group run as groups of one.
+                graph
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(v, n)| {
+                        matches!(
+                            n.op,
+                            Op::Conv2D { .. } | Op::DepthwiseConv2D { .. } | Op::Dense { .. }
+                        ) && graph.group_of(*v).is_none()
+                    })
+                    .map(|(v, _)| vec![v]),
+            )
+            .collect();
+        for members in heads {
+            let before = kernel_count;
+            let mark = jit.defined();
+            match compile_group(&mut jit, graph, &members, batch, mode, &mut kernel_count) {
+                Ok(p) => pending.push(p),
+                Err(JitError::Unsupported(why)) => {
+                    kernel_count = before;
+                    jit.truncate(mark);
+                    warnings.push(format!(
+                        "layer `{}` runs on the reference kernels: {why}",
+                        graph.nodes[members[0]].name
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let kernels = jit.finish()?;
+        let mut kernels = kernels.into_iter();
+        let mut take = |(items, lens, _): (usize, Vec<usize>, usize)| -> Result<Bound, JitError> {
+            let k: Kernel = kernels
+                .next()
+                .ok_or_else(|| unsupported("kernel count mismatch"))?;
+            Ok(k.bind(lens, items))
+        };
+        let mut groups = vec![None; graph.nodes.len()];
+        let mut in_group = vec![None; graph.nodes.len()];
+        for p in pending {
+            let forward = take(p.forward)?;
+            let backward = match p.backward {
+                Some(list) => {
+                    let mut it = list.into_iter();
+                    let mut next = || {
+                        it.next()
+                            .ok_or_else(|| unsupported("backward kernel missing"))
+                    };
+                    let to_dz = if p.has_to_dz {
+                        Some(take(next()?)?)
+                    } else {
+                        None
+                    };
+                    let weight = take(next()?)?;
+                    let bias = if p.has_bias {
+                        Some(take(next()?)?)
+                    } else {
+                        None
+                    };
+                    let transpose = take(next()?)?;
+                    let input = take(next()?)?;
+                    Some(GroupBackward {
+                        to_dz,
+                        weight,
+                        bias,
+                        input: (transpose, input),
+                        wt_len: p.wt_len,
+                    })
+                }
+                None => None,
+            };
+            for &m in &p.members {
+                in_group[m] = Some(p.head);
+            }
+            let dead_items = forward_items(&forward);
+            groups[p.head] = Some(GroupKernels {
+                head: p.head,
+                tail: p.tail,
+                members: p.members,
+                forward,
+                forward_buffers: p.forward_buffers,
+                activation: p.activation,
+                deferred: p.deferred,
+                bn: p.bn,
+                residual: p.residual,
+                max_pool: p.max_pool,
+                conv_out: p.conv_out,
+                dead_items,
+                backward,
+            });
+        }
+        Ok(CompiledModel {
+            batch,
+            mode,
+            groups,
+            in_group,
+            warnings,
+            kernels: kernel_count,
+            compile_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+fn forward_items(b: &Bound) -> usize {
+    b.items()
+}
+
+/// Emits one group's kernels; returns what `compile` needs to bind them, in emission order.
+fn compile_group(
+    jit: &mut Jit,
+    graph: &Graph,
+    members: &[NodeId],
+    n: usize,
+    mode: Mode,
+    count: &mut usize,
+) -> Result<Pending, JitError> {
+    let head = members[0];
+    let tail = *members.last().unwrap_or(&head);
+    let node = &graph.nodes[head];
+    let train = mode == Mode::Train;
+    let mut activation = node.op.activation().unwrap_or(Activation::Linear);
+    let (mut bn, mut residual, mut pool) = (None, None, None);
+    for &m in &members[1..] {
+        match graph.nodes[m].op {
+            Op::BatchNormalization { .. } => bn = Some(m),
+            Op::Add => {
+                residual = graph.nodes[m]
+                    .inputs
+                    .iter()
+                    .copied()
+                    .find(|&i| !members.contains(&i))
+            }
+            Op::Activation(a) | Op::ReLU(a) => activation = a,
+            Op::MaxPooling2D { .. } | Op::AveragePooling2D { .. } => pool = Some(m),
+            _ => {
+                return Err(unsupported(format!(
+                    "`{}` in a fused group",
+                    graph.nodes[m].name
+                )));
+            }
+        }
+    }
+    if train && (bn.is_some() || residual.is_some()) {
+        return Err(unsupported("batch-norm or residual fused in training"));
+    }
+    let in_kernel = matches!(
+        activation,
+        Activation::Linear | Activation::ReLU | Activation::ReLU6
+    );
+    // An output activation the kernels do not compute (softmax, sigmoid, tanh) is applied by
+    // the reference code afterwards; only possible when nothing follows it in the group.
+    let deferred = !in_kernel;
+    if deferred && (tail != head || pool.is_some()) {
+        return Err(unsupported(format!("{activation:?} inside a fused group")));
+    }
+    let kernel_act = if deferred {
+        Activation::Linear
+    } else {
+        activation
+    };
+    let name = |what: &str| format!("{}_{what}", graph.nodes[head].name);
+    let mut backward = Vec::new();
+    let (forward, forward_buffers, conv_out, wt_len, has_bias, has_to_dz, max_pool);
+    match node.op {
+        Op::Conv2D { use_bias, .. } | Op::DepthwiseConv2D { use_bias, .. } => {
+            let g: Conv2dGeom = conv_geom(graph, head, n);
+            let depth_multiplier = match node.op {
+                Op::DepthwiseConv2D {
+                    depth_multiplier, ..
+                } => Some(depth_multiplier),
+                _ => None,
+            };
+            if train && depth_multiplier.is_some() {
+                return Err(unsupported("depthwise convolution in training"));
+            }
+            let pool_epi = match pool {
+                Some(p) => {
+                    let pg: Pool2dGeom = pool_geom(graph, p, n);
+                    let max = matches!(graph.nodes[p].op, Op::MaxPooling2D { .. });
+                    if train && !max {
+                        return Err(unsupported("average pool fused in training"));
+                    }
+                    Some(
+                        PoolEpilogue::new(
+                            max,
+                            (g.out_h, g.out_w),
+                            (pg.k_h, pg.k_w),
+                            (pg.stride_h, pg.stride_w),
+                            pg.pad,
+                            train,
+                        )
+                        .ok_or_else(|| unsupported("pool window"))?,
+                    )
+                }
+                None => None,
+            };
+            let spec = ConvForwardSpec {
+                geom: g,
+                depth_multiplier,
+                bias: use_bias,
+                bn: bn.is_some(),
+                activation: kernel_act,
+                residual: residual.is_some(),
+                pool: pool_epi,
+                count_dead: train,
+            };
+            let k = emit_conv_forward(jit, &name("forward"), &spec)?;
+            *count += 1;
+            let (oh, ow, oc) = k.out_shape;
+            let items = n * k.items_per_sample;
+            let lens: Vec<usize> = k
+                .buffers
+                .iter()
+                .map(|b| match *b {
+                    "x" => g.input_len(),
+                    "w" => graph.nodes[head].params[0].elems(),
+                    "bias" | "scale" | "shift" => g.c_out,
+                    "residual" => n * g.out_h * g.out_w * g.c_out,
+                    "y" | "argmax" => n * oh * ow * oc,
+                    _ => items, // dead
+                })
+                .collect();
+            forward = (items, lens, 0);
+            forward_buffers = k.buffers.clone();
+            conv_out = g.out_h * g.out_w * g.c_out;
+            max_pool = pool_epi.filter(|p| p.max).and(pool);
+            has_bias = use_bias;
+            if train {
+                // dz from the group's output gradient.
+                has_to_dz = pool.is_some() || activation != Activation::Linear;
+                if let Some(p) = pool {
+                    let pg = pool_geom(graph, p, n);
+                    let items = bpool::emit_pool_relu_backward(
+                        jit,
+                        &name("pool_backward"),
+                        &pg,
+                        activation,
+                    )?;
+                    let y_len = n * pg.out_h * pg.out_w * pg.c;
+                    backward.push((items, vec![y_len, y_len, y_len, n * conv_out], 0));
+                    *count += 1;
+                } else if activation != Activation::Linear {
+                    let len = n * conv_out;
+                    let items = emit_activation_backward(
+                        jit,
+                        &name("activation_backward"),
+                        activation,
+                        len,
+                    )?;
+                    backward.push((items, vec![len, len, len], 0));
+                    *count += 1;
+                }
+                let items = bconv::emit_conv2d_backward_weight(jit, &name("weight_grad"), &g)?;
+                backward.push((
+                    items,
+                    vec![
+                        g.input_len(),
+                        n * conv_out,
+                        graph.nodes[head].params[0].elems(),
+                    ],
+                    0,
+                ));
+                if use_bias {
+                    let items = bconv::emit_bias_backward(
+                        jit,
+                        &name("bias_grad"),
+                        n * g.out_h * g.out_w,
+                        g.c_out,
+                    )?;
+                    backward.push((items, vec![n * conv_out, g.c_out], 0));
+                    *count += 1;
+                }
+                wt_len = bconv::conv2d_transposed_weight_len(&g);
+                let items =
+                    bconv::emit_conv2d_weight_transpose(jit, &name("weight_transpose"), &g)?;
+                backward.push((items, vec![graph.nodes[head].params[0].elems(), wt_len], 0));
+                let items = bconv::emit_conv2d_backward_input(jit, &name("input_grad"), &g)?;
+                backward.push((items, vec![n * conv_out, wt_len, g.input_len()], 0));
+                *count += 3;
+            } else {
+                (wt_len, has_to_dz) = (0, false);
+            }
+        }
+        Op::Dense {
+            units, use_bias, ..
+        } => {
+            let d_in = graph.nodes[node.inputs[0]].shape.elems();
+            let spec = DenseSpec {
+                d_in,
+                d_out: units,
+                bias: use_bias,
+                activation: kernel_act,
+            };
+            let k = emit_dense_forward(jit, &name("forward"), &spec)?;
+            *count += 1;
+            let lens = k
+                .buffers
+                .iter()
+                .map(|b| match *b {
+                    "x" => n * d_in,
+                    "w" => d_in * units,
+                    "bias" => units,
+                    _ => n * units,
+                })
+                .collect();
+            forward = (n, lens, 0);
+            forward_buffers = k.buffers.clone();
+            conv_out = units;
+            max_pool = None;
+            has_bias = use_bias;
+            if train {
+                has_to_dz = !deferred && activation != Activation::Linear;
+                if has_to_dz {
+                    let len = n * units;
+                    let items = emit_activation_backward(
+                        jit,
+                        &name("activation_backward"),
+                        activation,
+                        len,
+                    )?;
+                    backward.push((items, vec![len, len, len], 0));
+                    *count += 1;
+                }
+                let items =
+                    bdense::emit_dense_backward_weight(jit, &name("weight_grad"), n, d_in, units)?;
+                backward.push((items, vec![n * d_in, n * units, d_in * units], 0));
+                if use_bias {
+                    let items = bconv::emit_bias_backward(jit, &name("bias_grad"), n, units)?;
+                    backward.push((items, vec![n * units, units], 0));
+                    *count += 1;
+                }
+                wt_len = bdense::dense_transposed_weight_len(d_in, units);
+                let items = bdense::emit_dense_weight_transpose(
+                    jit,
+                    &name("weight_transpose"),
+                    d_in,
+                    units,
+                )?;
+                backward.push((items, vec![d_in * units, wt_len], 0));
+                let items =
+                    bdense::emit_dense_backward_input(jit, &name("input_grad"), n, d_in, units)?;
+                backward.push((items, vec![n * units, wt_len, n * d_in], 0));
+                *count += 3;
+            } else {
+                (wt_len, has_to_dz) = (0, false);
+            }
+        }
+        _ => {
+            return Err(unsupported(format!(
+                "{} as the head of a group",
+                node.op.class_name()
+            )));
+        }
+    }
+    Ok(Pending {
+        head,
+        tail,
+        members: members.to_vec(),
+        activation,
+        deferred,
+        bn,
+        residual,
+        max_pool,
+        conv_out,
+        forward,
+        forward_buffers,
+        backward: train.then_some(backward),
+        wt_len,
+        has_bias,
+        has_to_dz,
+    })
+}
