@@ -261,6 +261,37 @@ fn bench_compile(c: &mut Criterion) {
             })
         });
     }
+    // Every forward kernel of VGG16 at 224×224 (13 convs, pools fused after each block's
+    // last conv, and the three dense layers) in one batch.
+    group.sample_size(10);
+    group.bench_function("compile_vgg16_forward", |bench| {
+        bench.iter(|| {
+            let mut jit = Jit::new().expect("JIT");
+            let (mut hw, mut c_in) = (224, 3);
+            for (convs, c_out) in [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)] {
+                for i in 0..convs {
+                    let s = conv_spec(geom(1, (hw, hw, c_in), 3, c_out, true), i + 1 == convs);
+                    emit_conv_forward(&mut jit, "vgg", &s).expect("emits");
+                    c_in = c_out;
+                }
+                hw /= 2;
+            }
+            for (d_in, d_out, act) in [
+                (7 * 7 * 512, 4096, Activation::ReLU),
+                (4096, 4096, Activation::ReLU),
+                (4096, 1000, Activation::Linear),
+            ] {
+                let spec = DenseSpec {
+                    d_in,
+                    d_out,
+                    bias: true,
+                    activation: act,
+                };
+                emit_dense_forward(&mut jit, "vgg_fc", &spec).expect("emits");
+            }
+            black_box(jit.finish().expect("compiles"))
+        })
+    });
     group.finish();
 }
 
