@@ -146,7 +146,7 @@ fn bench_convs(c: &mut Criterion) {
             true,
         ),
         (
-            "mnist_conv2_13x13x32_64_unfused",
+            "mnist_conv2_13x13x32_64_conv_only",
             geom(8, (13, 13, 32), 3, 64, false),
             false,
         ),
@@ -166,7 +166,7 @@ fn bench_convs(c: &mut Criterion) {
             true,
         ),
         (
-            "vgg_block1_conv2_224x224x64_64_unfused",
+            "vgg_block1_conv2_224x224x64_64_conv_only",
             geom(1, (224, 224, 64), 3, 64, true),
             false,
         ),
@@ -180,6 +180,63 @@ fn bench_convs(c: &mut Criterion) {
         }
         group.throughput(Throughput::Elements(2 * g.macs() as u64));
         group.bench_function(name, |bench| bench.iter(|| b.run()));
+    }
+    group.finish();
+}
+
+/// Fused conv + ReLU + max-pool against the same conv writing its activation, then the
+/// standalone max-pool (with argmax) reading it back.
+fn bench_fused_vs_unfused(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fusion");
+    group.sample_size(20);
+    for (name, g) in [
+        ("mnist_conv1", geom(8, (28, 28, 1), 3, 32, false)),
+        ("mnist_conv2", geom(8, (13, 13, 32), 3, 64, false)),
+        ("vgg_block1_conv2", geom(1, (224, 224, 64), 3, 64, true)),
+    ] {
+        let mut fused = conv(&conv_spec(g, true));
+        group.bench_function(format!("{name}_fused"), |bench| bench.iter(|| fused.run()));
+        let mut conv_alone = conv(&conv_spec(g, false));
+        let pg = Pool2dGeom::new(
+            g.n,
+            (g.out_h, g.out_w, g.c_out),
+            (2, 2),
+            (2, 2),
+            Padding2d::default(),
+        )
+        .expect("fits");
+        let spec = PoolSpec {
+            geom: pg,
+            max: true,
+            record_argmax: true,
+        };
+        let mut jit = Jit::new().expect("JIT");
+        emit_pool_forward(&mut jit, "pool", &spec).expect("emits");
+        let kernel = jit.finish().expect("compiles").remove(0);
+        let mut pool = Bench {
+            kernel,
+            bufs: vec![
+                vec![0.0; pg.input_len()],
+                vec![0.0; pg.output_len()],
+                vec![0.0; pg.output_len()],
+            ],
+            items: pg.n * pg.out_h,
+        };
+        group.bench_function(format!("{name}_unfused"), |bench| {
+            bench.iter(|| {
+                conv_alone.run();
+                // The pool reads the conv's output buffer.
+                let y = conv_alone
+                    .bufs
+                    .iter()
+                    .position(|b| b.len() == pg.input_len());
+                if let Some(y) = y {
+                    std::mem::swap(&mut pool.bufs[0], &mut conv_alone.bufs[y]);
+                    pool.run();
+                    std::mem::swap(&mut pool.bufs[0], &mut conv_alone.bufs[y]);
+                }
+            })
+        });
     }
     group.finish();
 }
@@ -295,5 +352,12 @@ fn bench_compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_convs, bench_dense, bench_pool, bench_compile);
+criterion_group!(
+    benches,
+    bench_convs,
+    bench_fused_vs_unfused,
+    bench_dense,
+    bench_pool,
+    bench_compile
+);
 criterion_main!(benches);
