@@ -175,7 +175,11 @@ fn bench_convs(c: &mut Criterion) {
     group.sample_size(20);
     for (name, g, pool) in cases {
         let mut b = conv(&conv_spec(g, pool));
-        if std::env::var_os("CNNTUI_CPU_TIME").is_some() {
+        // Criterion's name filter (its first positional argument) does not reach this
+        // setup code: apply it by hand.
+        let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+        let selected = filter.is_none_or(|f| name.contains(f.as_str()));
+        if selected && std::env::var_os("CNNTUI_CPU_TIME").is_some() {
             report_cpu_gflops(name, 2.0 * g.macs() as f64, &mut b);
         }
         group.throughput(Throughput::Elements(2 * g.macs() as u64));
