@@ -146,7 +146,7 @@ fn bench_convs(c: &mut Criterion) {
             true,
         ),
         (
-            "mnist_conv2_13x13x32_64_unfused",
+            "mnist_conv2_13x13x32_64_conv_only",
             geom(8, (13, 13, 32), 3, 64, false),
             false,
         ),
@@ -166,7 +166,7 @@ fn bench_convs(c: &mut Criterion) {
             true,
         ),
         (
-            "vgg_block1_conv2_224x224x64_64_unfused",
+            "vgg_block1_conv2_224x224x64_64_conv_only",
             geom(1, (224, 224, 64), 3, 64, true),
             false,
         ),
@@ -175,11 +175,72 @@ fn bench_convs(c: &mut Criterion) {
     group.sample_size(20);
     for (name, g, pool) in cases {
         let mut b = conv(&conv_spec(g, pool));
-        if std::env::var_os("CNNTUI_CPU_TIME").is_some() {
+        // Criterion's name filter (its first positional argument) does not reach this
+        // setup code: apply it by hand.
+        let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+        let selected = filter.is_none_or(|f| name.contains(f.as_str()));
+        if selected && std::env::var_os("CNNTUI_CPU_TIME").is_some() {
             report_cpu_gflops(name, 2.0 * g.macs() as f64, &mut b);
         }
         group.throughput(Throughput::Elements(2 * g.macs() as u64));
         group.bench_function(name, |bench| bench.iter(|| b.run()));
+    }
+    group.finish();
+}
+
+/// Fused conv + ReLU + max-pool against the same conv writing its activation, then the
+/// standalone max-pool (with argmax) reading it back.
+fn bench_fused_vs_unfused(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fusion");
+    group.sample_size(20);
+    for (name, g) in [
+        ("mnist_conv1", geom(8, (28, 28, 1), 3, 32, false)),
+        ("mnist_conv2", geom(8, (13, 13, 32), 3, 64, false)),
+        ("vgg_block1_conv2", geom(1, (224, 224, 64), 3, 64, true)),
+    ] {
+        let mut fused = conv(&conv_spec(g, true));
+        group.bench_function(format!("{name}_fused"), |bench| bench.iter(|| fused.run()));
+        let mut conv_alone = conv(&conv_spec(g, false));
+        let pg = Pool2dGeom::new(
+            g.n,
+            (g.out_h, g.out_w, g.c_out),
+            (2, 2),
+            (2, 2),
+            Padding2d::default(),
+        )
+        .expect("fits");
+        let spec = PoolSpec {
+            geom: pg,
+            max: true,
+            record_argmax: true,
+        };
+        let mut jit = Jit::new().expect("JIT");
+        emit_pool_forward(&mut jit, "pool", &spec).expect("emits");
+        let kernel = jit.finish().expect("compiles").remove(0);
+        let mut pool = Bench {
+            kernel,
+            bufs: vec![
+                vec![0.0; pg.input_len()],
+                vec![0.0; pg.output_len()],
+                vec![0.0; pg.output_len()],
+            ],
+            items: pg.n * pg.out_h,
+        };
+        group.bench_function(format!("{name}_unfused"), |bench| {
+            bench.iter(|| {
+                conv_alone.run();
+                // The pool reads the conv's output buffer.
+                let y = conv_alone
+                    .bufs
+                    .iter()
+                    .position(|b| b.len() == pg.input_len());
+                if let Some(y) = y {
+                    std::mem::swap(&mut pool.bufs[0], &mut conv_alone.bufs[y]);
+                    pool.run();
+                    std::mem::swap(&mut pool.bufs[0], &mut conv_alone.bufs[y]);
+                }
+            })
+        });
     }
     group.finish();
 }
@@ -261,8 +322,46 @@ fn bench_compile(c: &mut Criterion) {
             })
         });
     }
+    // Every forward kernel of VGG16 at 224×224 (13 convs, pools fused after each block's
+    // last conv, and the three dense layers) in one batch.
+    group.sample_size(10);
+    group.bench_function("compile_vgg16_forward", |bench| {
+        bench.iter(|| {
+            let mut jit = Jit::new().expect("JIT");
+            let (mut hw, mut c_in) = (224, 3);
+            for (convs, c_out) in [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)] {
+                for i in 0..convs {
+                    let s = conv_spec(geom(1, (hw, hw, c_in), 3, c_out, true), i + 1 == convs);
+                    emit_conv_forward(&mut jit, "vgg", &s).expect("emits");
+                    c_in = c_out;
+                }
+                hw /= 2;
+            }
+            for (d_in, d_out, act) in [
+                (7 * 7 * 512, 4096, Activation::ReLU),
+                (4096, 4096, Activation::ReLU),
+                (4096, 1000, Activation::Linear),
+            ] {
+                let spec = DenseSpec {
+                    d_in,
+                    d_out,
+                    bias: true,
+                    activation: act,
+                };
+                emit_dense_forward(&mut jit, "vgg_fc", &spec).expect("emits");
+            }
+            black_box(jit.finish().expect("compiles"))
+        })
+    });
     group.finish();
 }
 
-criterion_group!(benches, bench_convs, bench_dense, bench_pool, bench_compile);
+criterion_group!(
+    benches,
+    bench_convs,
+    bench_fused_vs_unfused,
+    bench_dense,
+    bench_pool,
+    bench_compile
+);
 criterion_main!(benches);

@@ -18,6 +18,17 @@
 //! - Channel counts need not be multiples of 4: tails are loaded and stored lane by lane, so
 //!   no kernel reads or writes outside its buffers.
 //!
+//!
+//! A training step through a fused `Conv2D → bias → ReLU → MaxPooling2D` layer, given `dy`
+//! (the gradient of the pooled output), its pooled output `y` and the forward's argmax:
+//! 1. [`pool::emit_pool_relu_backward`] → `dz`, the gradient of the pre-activation;
+//! 2. [`conv::emit_bias_backward`] over `dz` → `db`;
+//! 3. [`conv::emit_conv2d_backward_weight`] from `x` and `dz` → `dw` (trainable layers only);
+//! 4. [`conv::emit_conv2d_weight_transpose`] then [`conv::emit_conv2d_backward_input`] → `dx`
+//!    (only above the lowest trainable layer; the transpose runs once per step, after the
+//!    kernel changes);
+//! 5. after the whole backward pass, one [`super::optimizer`] kernel per parameter tensor.
+//!
 //! Must not depend on anything of the `cnntui` crate.
 
 pub mod activation;

@@ -4,10 +4,11 @@
 //! # Input gradient
 //! `dx[n, ih, iw, ci] = Σ_{kh, kw, co} dy[n, oh, ow, co] · w[kh, kw, ci, co]` over the taps
 //! with `oh·s_h + kh - pad_top = ih` and `ow·s_w + kw - pad_left = iw`. A work item owns one
-//! input row `(n, ih)` — disjoint outputs, no scatter. The kernel is first transposed to
-//! `wt[kh, kw, co, ci']` (`ci'` padded to a multiple of 4 with zeros) by
-//! [`emit_conv2d_weight_transpose`], so a register tile of up to 5 input pixels × 8 input
-//! channels (10 `f32x4` accumulators) broadcasts `dy` and loads `wt` rows as vectors.
+//! input row `(n, ih)` — disjoint outputs, no scatter. The kernel is first transposed by
+//! [`emit_conv2d_weight_transpose`] into planes of 4 input channels,
+//! `wt[ci / 4, kh, kw, co, ci % 4]` (channels padded to a multiple of 4 with zeros), so a
+//! register tile of up to 5 input pixels × 8 input channels (10 `f32x4` accumulators)
+//! broadcasts `dy` and streams each plane contiguously along `co`.
 //! Along the width, pixels are grouped by phase `iw mod s_w` (all of one phase use the same
 //! kernel columns, reading consecutive `dy` pixels); tiles of interior pixels run in a loop,
 //! tiles touching the border are emitted with their own constant tap sets. Along the height,
@@ -49,8 +50,9 @@ fn check(g: &Conv2dGeom) -> Result<(), JitError> {
     Ok(())
 }
 
-/// Emits `wt[kh, kw, co, ci'] = w[kh, kw, ci, co]` (`ci' = round4(c_in)`, padding zero), the
-/// layout [`emit_conv2d_backward_input`] reads. Returns the number of work items.
+/// Emits `wt[ci / 4, kh, kw, co, ci % 4] = w[kh, kw, ci, co]` (channels padded to a multiple
+/// of 4 with zeros), the layout [`emit_conv2d_backward_input`] reads. Returns the number of
+/// work items.
 ///
 /// # Buffers
 /// `w`: `[k_h, k_w, c_in, c_out]`; `wt`: [`conv2d_transposed_weight_len`] f32, overwritten.
@@ -66,26 +68,29 @@ pub fn emit_conv2d_weight_transpose(
     g: &Conv2dGeom,
 ) -> Result<usize, JitError> {
     check(g)?;
-    let (c_in, c_out, ci_p) = (g.c_in, g.c_out, round4(g.c_in));
+    let (c_in, c_out) = (g.c_in, g.c_out);
+    let taps = g.k_h * g.k_w;
+    // Bytes between the planes of consecutive channel vectors.
+    let plane = (taps * c_out * 16) as i64;
     jit.define(name, |e| {
         let (w, wt) = (e.buffer(0), e.buffer(1));
         e.for_items(|e, tap| {
             let w_tap = e.addr(w, tap, (c_in * c_out * 4) as i64);
-            let wt_tap = e.addr(wt, tap, (c_out * ci_p * 4) as i64);
+            let wt_tap = e.addr(wt, tap, (c_out * 16) as i64);
             let (zero, n_co) = (c64(e, 0), c64(e, c_out));
             e.for_range(zero, n_co, 1, |e, co| {
                 let src = e.addr(w_tap, co, 4);
-                let dst = e.addr(wt_tap, co, (ci_p * 4) as i64);
+                let dst = e.addr(wt_tap, co, 16);
                 let n_full = c64(e, c_in / 4);
                 let stride = (16 * c_out) as i64;
-                for_strided(e, zero, n_full, &[(src, stride), (dst, 16)], |e, p| {
+                for_strided(e, zero, n_full, &[(src, stride), (dst, plane)], |e, p| {
                     let v = gather4(e, p[0], c_out, 4);
                     e.store(v, p[1], 0);
                     Ok(())
                 })?;
-                if c_in % 4 != 0 {
+                if !c_in.is_multiple_of(4) {
                     let s = e.b.ins().iadd_imm_s(src, (c_in / 4) as i64 * stride);
-                    let d = e.b.ins().iadd_imm_s(dst, (c_in / 4 * 16) as i64);
+                    let d = e.b.ins().iadd_imm_s(dst, (c_in / 4) as i64 * plane);
                     let v = gather4(e, s, c_out, c_in % 4);
                     e.store(v, d, 0);
                 }
@@ -275,7 +280,7 @@ impl DxRow {
         lanes: usize,
     ) -> Result<(), JitError> {
         let g = &self.g;
-        let (c_out, ci_p) = (g.c_out, self.ci_p);
+        let c_out = g.c_out;
         let zero = e.splat(0.0);
         let acc: Vec<Variable> = (0..rr * nv).map(|_| e.var(F32X4, zero)).collect();
         // Per tap, the tile's pixels that read a dy column inside the output.
@@ -300,7 +305,8 @@ impl DxRow {
             Start::Loop(j0) => j0,
         };
         if !live.is_empty() {
-            let wt_blk = e.addr(self.wt, cv0, 16);
+            let plane = (g.k_h * g.k_w * c_out * 16) as i64;
+            let wt_blk = e.addr(self.wt, cv0, plane);
             let rows_in = (g.stride_h * (g.out_h - 1) + 1) as i64;
             for kh in 0..g.k_h {
                 let t = e.b.ins().iadd_imm_s(self.ih, g.pad.top as i64 - kh as i64);
@@ -320,21 +326,21 @@ impl DxRow {
                     let px0 = e.addr(dy_row, j0, (c_out * 4) as i64);
                     for (kw, d, rs) in &live {
                         let dyp = e.b.ins().iadd_imm_s(px0, d * (c_out * 4) as i64);
-                        let w_off = ((kh * g.k_w + kw) * c_out * ci_p * 4) as i64;
+                        let w_off = ((kh * g.k_w + kw) * c_out * 16) as i64;
                         let wp = e.b.ins().iadd_imm_s(wt_blk, w_off);
                         let main = c_out / 4;
                         if main > 0 {
                             let (z, m) = (c64(e, 0), c64(e, main));
-                            let strides = [(dyp, 16), (wp, (16 * ci_p) as i64)];
+                            let strides = [(dyp, 16), (wp, 64)];
                             for_strided(e, z, m, &strides, |e, q| {
                                 for u in 0..4 {
-                                    dx_step(e, q[0], q[1], u, rs, nv, &acc, c_out, ci_p);
+                                    dx_step(e, q[0], q[1], u, rs, nv, &acc, c_out, plane);
                                 }
                                 Ok(())
                             })?;
                         }
                         for u in main * 4..c_out {
-                            dx_step(e, dyp, wp, u, rs, nv, &acc, c_out, ci_p);
+                            dx_step(e, dyp, wp, u, rs, nv, &acc, c_out, plane);
                         }
                     }
                     Ok(())
@@ -367,11 +373,11 @@ fn dx_step(
     nv: usize,
     acc: &[Variable],
     c_out: usize,
-    ci_p: usize,
+    plane: i64,
 ) {
     // Channel vector outermost: one weight vector live at a time, 10 accumulators + 2.
     for v in 0..nv {
-        let w = e.load_f32x4(wp, ((u * ci_p + 4 * v) * 4) as i32);
+        let w = e.load_f32x4(wp, (u * 16) as i32 + (v as i64 * plane) as i32);
         for &r in rs {
             // A broadcast per FMA: single-use, so it loads straight from memory and is the
             // FMA's tied operand (no register copy of a shared broadcast).

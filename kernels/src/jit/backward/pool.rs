@@ -2,8 +2,11 @@
 //! of the forward's fused convolution kernel, average pool, and global average pool.
 //!
 //! Every kernel here owns one sample per work item: it overwrites the sample's whole input
-//! gradient (zeroing it first where it scatters), so items write disjoint regions and windows
-//! that overlap or share a winner accumulate within one item.
+//! gradient, so items write disjoint regions and windows that overlap or share a winner
+//! accumulate within one item. The argmax backward has two forms: with non-overlapping
+//! windows and no padding (stride = window, the usual `MaxPooling2D`) every input vector is
+//! computed directly by comparing the window's argmax with its index (no zeroing pass, no
+//! branches); otherwise the sample is zeroed and each `dy` scattered to its winner.
 //!
 //! Must not depend on anything of the `cnntui` crate.
 
@@ -11,7 +14,7 @@ use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
 use super::{c64, for_strided, for_vectors};
-use crate::geom::Pool2dGeom;
+use crate::geom::{Padding2d, Pool2dGeom};
 use crate::jit::builder::F32X4;
 use crate::jit::{Emit, Jit, JitError};
 use crate::reference::Activation;
@@ -102,6 +105,9 @@ fn emit_scatter(
 ) -> Result<usize, JitError> {
     check(g)?;
     let g = *g;
+    if g.stride_h == g.k_h && g.stride_w == g.k_w && g.pad == Padding2d::default() {
+        return emit_tiled(jit, name, &g, index, act);
+    }
     let in_len = g.h * g.w * g.c;
     let out_len = g.out_h * g.out_w * g.c;
     jit.define(name, |e| {
@@ -146,6 +152,130 @@ fn emit_scatter(
         })
     })?;
     Ok(g.n)
+}
+
+/// Non-overlapping windows without padding (stride = window, the usual `MaxPooling2D`): every
+/// input position lies in at most one window, so each `dx` vector is computed directly —
+/// the window's gated `dy` where the argmax equals the position's index, else 0 — with no
+/// zeroing pass and no branches. Positions past the last whole window are zeroed.
+fn emit_tiled(
+    jit: &mut Jit,
+    name: &str,
+    g: &Pool2dGeom,
+    index: ArgmaxIndex,
+    act: Option<Activation>,
+) -> Result<usize, JitError> {
+    let g = *g;
+    let c = g.c;
+    let in_len = g.h * g.w * c;
+    let out_len = g.out_h * g.out_w * c;
+    let (cov_h, cov_w) = (g.out_h * g.k_h, g.out_w * g.k_w);
+    jit.define(name, |e| {
+        let arg = e.buffer(0);
+        let y = act.map(|_| e.buffer(1));
+        let shift = usize::from(act.is_some());
+        let (dy, dx) = (e.buffer(1 + shift), e.buffer(2 + shift));
+        let zero = e.splat(0.0);
+        let mut iota = e.b.ins().iconst(types::I32, 0);
+        iota = e.b.ins().splat(types::I32X4, iota);
+        for lane in 1..4u8 {
+            let v = e.b.ins().iconst(types::I32, i64::from(lane));
+            iota = e.b.ins().insertlane(iota, v, lane);
+        }
+        e.for_items(|e, s| {
+            let dx_img = e.addr(dx, s, (in_len * 4) as i64);
+            let base = match index {
+                ArgmaxIndex::Buffer => e.b.ins().imul_imm_s(s, in_len as i64),
+                ArgmaxIndex::Sample => c64(e, 0),
+            };
+            let base = e.b.ins().ireduce(types::I32, base);
+            let off = e.b.ins().imul_imm_s(s, (out_len * 4) as i64);
+            let (arg_s, dy_s) = (e.b.ins().iadd(arg, off), e.b.ins().iadd(dy, off));
+            let y_s = y.map(|y| e.b.ins().iadd(y, off));
+            let (z, oh_n) = (c64(e, 0), c64(e, g.out_h));
+            e.for_range(z, oh_n, 1, |e, oh| {
+                let ow_n = c64(e, g.out_w);
+                e.for_range(z, ow_n, 1, |e, ow| {
+                    let p = e.b.ins().imul_imm_s(oh, g.out_w as i64);
+                    let p = e.b.ins().iadd(p, ow);
+                    let p = e.b.ins().imul_imm_s(p, (c * 4) as i64);
+                    let (a_px, d_px) = (e.b.ins().iadd(arg_s, p), e.b.ins().iadd(dy_s, p));
+                    let y_px = y_s.map(|y| e.b.ins().iadd(y, p));
+                    // Flat index of window tap (0, 0), channel 0.
+                    let q0 = e.b.ins().imul_imm_s(oh, (g.k_h * g.w) as i64);
+                    let t = e.b.ins().imul_imm_s(ow, g.k_w as i64);
+                    let q0 = e.b.ins().iadd(q0, t);
+                    let q0 = e.b.ins().imul_imm_s(q0, c as i64);
+                    let q0_32 = e.b.ins().ireduce(types::I32, q0);
+                    let q0_32 = e.b.ins().iadd(q0_32, base);
+                    let dx_q0 = e.addr(dx_img, q0, 4);
+                    let mut ptrs = vec![a_px, d_px, dx_q0];
+                    ptrs.extend(y_px);
+                    for_vectors(e, c, &ptrs, |e, v, lanes| {
+                        let a = e.load_partial(v[0], 0, lanes);
+                        let mut little = MemFlagsData::new();
+                        let _ = little.set_by_name("little");
+                        let a = e.b.ins().bitcast(types::I32X4, little, a);
+                        let mut d = e.load_partial(v[1], 0, lanes);
+                        if let (Some(act), Some(&yp)) = (act, v.get(3)) {
+                            d = gate_vec(e, act, yp, d, lanes);
+                        }
+                        // The channel offset of this vector, from the moving pointer.
+                        let ch = e.b.ins().isub(v[1], d_px);
+                        let ch = e.b.ins().ushr_imm_s(ch, 2);
+                        let ch = e.b.ins().ireduce(types::I32, ch);
+                        for kh in 0..g.k_h {
+                            for kw in 0..g.k_w {
+                                let tap = ((kh * g.w + kw) * c) as i64;
+                                let idx = e.b.ins().iadd_imm_s(q0_32, tap);
+                                let idx = e.b.ins().iadd(idx, ch);
+                                let idx = e.b.ins().splat(types::I32X4, idx);
+                                let idx = e.b.ins().iadd(idx, iota);
+                                let hit = e.b.ins().icmp(IntCC::Equal, a, idx);
+                                let hit = e.b.ins().bitcast(F32X4, little, hit);
+                                let out = e.b.ins().bitselect(hit, d, zero);
+                                e.store_partial(out, v[2], (tap * 4) as i32, lanes);
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+            })?;
+            // Rows and columns no whole window covers.
+            for ih in 0..g.h {
+                let cols = if ih >= cov_h { 0..g.w } else { cov_w..g.w };
+                if cols.is_empty() {
+                    continue;
+                }
+                let start =
+                    e.b.ins()
+                        .iadd_imm_s(dx_img, (((ih * g.w) + cols.start) * c * 4) as i64);
+                for_vectors(e, cols.len() * c, &[start], |e, v, lanes| {
+                    e.store_partial(zero, v[0], 0, lanes);
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+    })?;
+    Ok(g.n)
+}
+
+/// `d` lane-wise where the activation's derivative at the outputs `*y_ptr` is 1, else 0.
+fn gate_vec(e: &mut Emit<'_, '_>, act: Activation, y_ptr: Value, d: Value, lanes: usize) -> Value {
+    let y = e.load_partial(y_ptr, 0, lanes);
+    let zero = e.splat(0.0);
+    let on = match act {
+        Activation::ReLU => e.mask(FloatCC::GreaterThan, y, zero),
+        Activation::ReLU6 => {
+            let six = e.splat(6.0);
+            let above = e.mask(FloatCC::GreaterThan, y, zero);
+            let below = e.mask(FloatCC::LessThan, y, six);
+            e.b.ins().band(above, below)
+        }
+        _ => return d,
+    };
+    e.b.ins().bitselect(on, d, zero)
 }
 
 /// `d` where the activation's derivative at output `*y_ptr` is 1, else 0.
@@ -445,6 +575,17 @@ mod tests {
             let (mut d, mut dx) = (Guarded::new(&dy), Guarded::output(want.len()));
             run(&k, &mut [&mut d, &mut dx], items);
             assert_close("gap dx", dx.get(), &want, 1e-6, 0.0);
+        }
+    }
+
+    #[test]
+    fn non_overlapping_windows_zero_what_no_window_covers() {
+        for (k, c) in [((2, 2), 6), ((3, 2), 5), ((2, 3), 1)] {
+            let g = Pool2dGeom::new(3, (7, 5, c), k, k, Padding2d::default()).unwrap();
+            for act in [Activation::ReLU, Activation::ReLU6, Activation::Linear] {
+                check_pool_relu(&g, act, 9);
+            }
+            check_max(&g, 10);
         }
     }
 

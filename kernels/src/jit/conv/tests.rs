@@ -468,3 +468,32 @@ proptest! {
         check(s, seed);
     }
 }
+
+#[test]
+fn the_3x3_inner_loop_keeps_every_value_in_registers() {
+    let g = geom(
+        1,
+        (56, 56, 64),
+        (3, 3),
+        64,
+        (1, 1),
+        Padding2d::same(56, 56, 3, 3, 1, 1),
+    );
+    let mut jit = Jit::new().expect("JIT");
+    jit.keep_disasm();
+    emit_conv_forward(&mut jit, "conv3x3", &spec(g)).expect("emits");
+    let asm = jit.last_disasm().expect("disassembly kept");
+    // The unrolled reduction loop of a full tile: 4 steps × 4 pixels × 2 vectors of FMAs.
+    let loop_bodies: Vec<&str> = asm
+        .split("\nblock")
+        .filter(|b| b.matches("vfmadd").count() == 32)
+        .collect();
+    assert!(!loop_bodies.is_empty(), "no 4×8 loop body found:\n{asm}");
+    let clean = loop_bodies
+        .iter()
+        .filter(|b| !b.contains("rsp") && !b.contains("movdqa"))
+        .count();
+    assert!(clean > 0, "every loop body spills or copies:\n{asm}");
+    // Every broadcast is folded into its load.
+    assert!(!asm.contains("vbroadcastss %xmm"), "{asm}");
+}

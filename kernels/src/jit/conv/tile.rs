@@ -4,10 +4,13 @@
 //! epilogue that turns it into outputs (bias, folded batch-norm, residual, activation, dead
 //! count, store).
 //!
-//! The reduction loop is unrolled ×4 and tested at the bottom, with every address a constant
-//! offset from two running pointers, so the inner loop is loads and `vfmadd`s only. A tile
-//! never holds more than 10 accumulators: with the weights and the broadcast that is 13 of
-//! the 16 `xmm` registers, below where the register allocator starts spilling.
+//! The reduction loop is unrolled ×4 and tested at the top, with every address a constant
+//! offset from two running pointers. Each FMA gets its own broadcast (`vbroadcastss` from
+//! memory, which Cranelift folds only for a single-use load in a loop body without block
+//! parameters), so `vfmadd213ps` overwrites the dying broadcast and no register copy is
+//! needed. A vector tile is 4 pixels × 8 channels: 8 accumulators, 2 weight vectors and a
+//! broadcast leave the register allocator room — a 5 × 8 tile (10 accumulators) spills two
+//! values per iteration of the unrolled loop here.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, StackSlot, Type, Value, types};
@@ -28,14 +31,14 @@ pub(crate) struct Group {
     pub lanes: &'static [(i32, Type)],
     /// Channels covered.
     pub width: usize,
-    /// Pixels per tile: at most 10 accumulators.
+    /// Pixels per tile: at most 9 accumulators.
     pub pixels: usize,
 }
 
 pub(crate) const V2: Group = Group {
     lanes: &[(0, F32X4), (16, F32X4)],
     width: 8,
-    pixels: 5,
+    pixels: 4,
 };
 pub(crate) const V1: Group = Group {
     lanes: &[(0, F32X4)],
@@ -203,6 +206,35 @@ impl Tile {
             }
         }
         Tile { group, pixels, acc }
+    }
+
+    /// A tile of `pixels` pixels of `group` starting from the values at `p + px·pixel`.
+    pub(crate) fn loaded(
+        e: &mut Emit<'_, '_>,
+        group: Group,
+        pixels: usize,
+        p: Value,
+        px: i32,
+    ) -> Tile {
+        let mut acc = Vec::with_capacity(pixels * group.lanes.len());
+        for pixel in 0..pixels {
+            for &(off, ty) in group.lanes {
+                let v = load(e, ty, p, pixel as i32 * px + off);
+                acc.push(e.var(ty, v));
+            }
+        }
+        Tile { group, pixels, acc }
+    }
+
+    /// Stores the raw accumulators at `p + px·pixel` (a partial sum).
+    pub(crate) fn store(&self, e: &mut Emit<'_, '_>, p: Value, px: i32) {
+        let lanes = self.group.lanes;
+        for pixel in 0..self.pixels {
+            for (g, &(off, _)) in lanes.iter().enumerate() {
+                let v = e.b.use_var(self.acc[pixel * lanes.len() + g]);
+                e.store(v, p, pixel as i32 * px + off);
+            }
+        }
     }
 
     /// `acc[p][g] += Σ_r x[p][r] · w[r][g]` over `r in 0..len`, where `x[p][r]` is the `f32` at
