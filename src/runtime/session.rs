@@ -892,6 +892,11 @@ impl Session {
             }
             k::activation_in_place(g.activation, graph.nodes[g.tail].shape.channels(), &mut y);
         }
+        let relu = matches!(g.activation, Activation::ReLU | Activation::ReLU6);
+        if mode == Mode::Train && relu && dead.is_empty() && g.max_pool.is_none() {
+            // No count from the kernel (dense layers): the output is the activation itself.
+            dead = vec![y.par_iter().filter(|&&v| v == 0.0).count() as u32];
+        }
         if mode == Mode::Train && !dead.is_empty() {
             let zeros: u64 = dead.iter().map(|&d| u64::from(d)).sum();
             let owner = g
