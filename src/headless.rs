@@ -132,7 +132,11 @@ impl<W: Write> Printer<W> {
                     writeln!(self.out, "{line}")?;
                 }
             }
-            Event::Health(_) | Event::FeatureMaps(_) | Event::Paused | Event::Resumed => {}
+            Event::Health(_)
+            | Event::Compiling { .. }
+            | Event::FeatureMaps(_)
+            | Event::Paused
+            | Event::Resumed => {}
             Event::Evaluated { split, loss, .. } => writeln!(self.out, "{split}_loss: {loss:.4}")?,
             Event::CheckpointSaved(path) => writeln!(self.out, "Saved {}", path.display())?,
             Event::LearningRate(lr) => writeln!(self.out, "learning_rate: {lr}")?,

@@ -81,10 +81,16 @@ fn stopping_and_resuming_gives_exactly_the_uninterrupted_weights() {
         ..part.clone()
     };
     let (events, got) = train(&resumed, |_| None);
+    let started = events.iter().find(|e| matches!(e, Event::Started { .. }));
     assert!(
-        matches!(events[0], Event::Started { epoch: 1, .. }),
-        "resumes in the second epoch: {:?}",
-        events[0]
+        matches!(started, Some(Event::Started { epoch: 1, .. })),
+        "resumes in the second epoch: {started:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Compiling { done, total } if done == total)),
+        "the JIT compiles before the first batch and says so"
     );
     assert_eq!(got, expected, "bitwise identical weights after resuming");
 

@@ -107,6 +107,19 @@ impl CompiledModel {
     /// [`JitError::NoFma`] or [`JitError::Setup`] when there is no JIT on this machine;
     /// [`JitError::Codegen`] when Cranelift fails on the batch.
     pub fn compile(graph: &Graph, batch: usize, mode: Mode) -> Result<Self, JitError> {
+        Self::compile_with_progress(graph, batch, mode, &mut |_, _| {})
+    }
+
+    /// [`CompiledModel::compile`], calling `progress(done, total)` after each layer group.
+    ///
+    /// # Errors
+    /// As [`CompiledModel::compile`].
+    pub fn compile_with_progress(
+        graph: &Graph,
+        batch: usize,
+        mode: Mode,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self, JitError> {
         let started = Instant::now();
         let mut jit = Jit::new()?;
         let mut warnings = Vec::new();
@@ -131,7 +144,9 @@ impl CompiledModel {
                     .map(|(v, _)| vec![v]),
             )
             .collect();
-        for members in heads {
+        let total = heads.len();
+        for (done, members) in heads.into_iter().enumerate() {
+            progress(done, total);
             let before = kernel_count;
             let mark = jit.defined();
             match compile_group(&mut jit, graph, &members, batch, mode, &mut kernel_count) {
@@ -148,6 +163,7 @@ impl CompiledModel {
             }
         }
         let kernels = jit.finish()?;
+        progress(total, total);
         let mut kernels = kernels.into_iter();
         let mut take = |(items, lens, _): (usize, Vec<usize>, usize)| -> Result<Bound, JitError> {
             let k: Kernel = kernels

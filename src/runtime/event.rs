@@ -66,6 +66,11 @@ pub enum Event {
     },
     EpochEnded(EpochMetrics),
     Health(Vec<LayerHealth>),
+    /// JIT compilation progress: `done` of `total` layers' kernels compiled.
+    Compiling {
+        done: usize,
+        total: usize,
+    },
     /// The watched layer's activations on the sample image (after `Command::Watch`, and every
     /// few hundred milliseconds while training).
     FeatureMaps(Box<FeatureMaps>),

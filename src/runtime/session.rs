@@ -235,13 +235,24 @@ impl Session {
     /// when not on the JIT backend or when the JIT cannot run here (then the session falls
     /// back to the reference kernels for good, with a warning).
     pub fn compiled(&mut self, graph: &Graph, n: usize, mode: Mode) -> Option<Arc<CompiledModel>> {
+        self.precompile(graph, n, mode, &mut |_, _| {})
+    }
+
+    /// [`Session::compiled`], reporting `progress(done, total)` while it compiles.
+    pub fn precompile(
+        &mut self,
+        graph: &Graph,
+        n: usize,
+        mode: Mode,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Option<Arc<CompiledModel>> {
         if self.backend != Backend::Jit {
             return None;
         }
         if let Some(c) = self.compiled.get(&(n, mode)) {
             return Some(c.clone());
         }
-        match CompiledModel::compile(graph, n, mode) {
+        match CompiledModel::compile_with_progress(graph, n, mode, progress) {
             Ok(c) => {
                 if self.compiled.is_empty() {
                     self.warnings.extend(c.warnings.iter().cloned());

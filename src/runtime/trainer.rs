@@ -384,6 +384,14 @@ impl Trainer {
         let mut stopped = false;
         let mut unsaved = false;
         let mut samples_per_s = 0.0;
+        // Compile before the first batch, with progress, and say which layers the JIT left to
+        // the reference kernels.
+        session.precompile(&self.graph, bs, Mode::Train, &mut |done, total| {
+            let _ = events.send(Event::Compiling { done, total });
+        });
+        for w in session.take_warnings() {
+            let _ = events.send(Event::Warning(w));
+        }
         let _ = events.send(Event::Started {
             epochs: self.config.epochs,
             batches_per_epoch: batches,

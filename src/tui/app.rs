@@ -195,6 +195,8 @@ pub struct App {
     pub interrupted: bool,
     pub has_test: bool,
     pub has_validation: bool,
+    /// JIT compilation in progress: (layers done, layers in all).
+    pub compiling: Option<(usize, usize)>,
     /// What the trainer evaluates between batches ("validating…", "testing…"), if anything.
     pub evaluating: Option<&'static str>,
     pub save_dir: Option<PathBuf>,
@@ -241,6 +243,7 @@ impl App {
             interrupted: false,
             has_test: false,
             has_validation: false,
+            compiling: None,
             evaluating: None,
             save_dir: None,
             last_checkpoint: None,
@@ -775,6 +778,15 @@ impl App {
                 self.note(Level::Good, text);
             }
             T::Health(h) => self.health = h,
+            T::Compiling { done, total } => {
+                self.compiling = (done < total).then_some((done, total));
+                if done == total {
+                    self.note(
+                        Level::Info,
+                        format!("compiled the JIT kernels of {total} layers"),
+                    );
+                }
+            }
             T::FeatureMaps(maps) => {
                 self.feature_maps = Some(maps);
                 self.page = self.page.min(self.pages().saturating_sub(1));

@@ -632,3 +632,25 @@ fn a_trainer_that_exits_unasked_is_reported() {
     assert_eq!(app.update(ch('q')), Vec::<Command>::new());
     assert_eq!(app.quit, Quit::Now);
 }
+
+#[test]
+fn compiling_progress_shows_until_the_last_kernel_then_is_logged() {
+    let mut app = training();
+    app.update(Event::Trainer(T::Compiling { done: 2, total: 5 }));
+    assert_eq!(app.compiling, Some((2, 5)));
+    let backend = ratatui::backend::TestBackend::new(80, 24);
+    let mut terminal = ratatui::Terminal::new(backend).unwrap();
+    terminal
+        .draw(|f| crate::tui::widgets::render_screen(f, &app))
+        .unwrap();
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("compiling kernels 3/5"), "{screen}");
+    app.update(Event::Trainer(T::Compiling { done: 5, total: 5 }));
+    assert_eq!(app.compiling, None);
+}

@@ -22,7 +22,11 @@ const SPINNER: [&str; 4] = ["-", "\\", "|", "/"];
 /// Renders the Training pane.
 pub fn render_training(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = &app.theme;
+    let compiling = app
+        .compiling
+        .map(|(done, total)| format!("compiling kernels {}/{total}", done + 1));
     let (state, style) = match app.phase {
+        _ if compiling.is_some() => (compiling.as_deref().unwrap_or_default(), theme.warn()),
         Phase::Preparing => ("preparing", theme.warn()),
         Phase::Ready => ("ready: press t", theme.key()),
         Phase::Training => match app.evaluating {
