@@ -58,7 +58,6 @@ pub struct GroupKernels {
     pub max_pool: Option<NodeId>,
     /// Conv output elements per sample (the pre-pool tensor).
     pub conv_out: usize,
-    pub dead_items: usize,
     pub backward: Option<GroupBackward>,
 }
 
@@ -86,9 +85,9 @@ struct Pending {
     residual: Option<NodeId>,
     max_pool: Option<NodeId>,
     conv_out: usize,
-    forward: (usize, Vec<usize>, usize),
+    forward: (usize, Vec<usize>),
     forward_buffers: Vec<&'static str>,
-    backward: Option<Vec<(usize, Vec<usize>, usize)>>,
+    backward: Option<Vec<(usize, Vec<usize>)>>,
     wt_len: usize,
     has_bias: bool,
     has_to_dz: bool,
@@ -165,7 +164,7 @@ impl CompiledModel {
         let kernels = jit.finish()?;
         progress(total, total);
         let mut kernels = kernels.into_iter();
-        let mut take = |(items, lens, _): (usize, Vec<usize>, usize)| -> Result<Bound, JitError> {
+        let mut take = |(items, lens): (usize, Vec<usize>)| -> Result<Bound, JitError> {
             let k: Kernel = kernels
                 .next()
                 .ok_or_else(|| unsupported("kernel count mismatch"))?;
@@ -208,7 +207,6 @@ impl CompiledModel {
             for &m in &p.members {
                 in_group[m] = Some(p.head);
             }
-            let dead_items = forward_items(&forward);
             groups[p.head] = Some(GroupKernels {
                 head: p.head,
                 tail: p.tail,
@@ -221,7 +219,6 @@ impl CompiledModel {
                 residual: p.residual,
                 max_pool: p.max_pool,
                 conv_out: p.conv_out,
-                dead_items,
                 backward,
             });
         }
@@ -235,10 +232,6 @@ impl CompiledModel {
             compile_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     }
-}
-
-fn forward_items(b: &Bound) -> usize {
-    b.items()
 }
 
 /// Emits one group's kernels; returns what `compile` needs to bind them, in emission order.
@@ -356,7 +349,7 @@ fn compile_group(
                     _ => items, // dead
                 })
                 .collect();
-            forward = (items, lens, 0);
+            forward = (items, lens);
             forward_buffers = k.buffers.clone();
             conv_out = g.out_h * g.out_w * g.c_out;
             max_pool = pool_epi.filter(|p| p.max).and(pool);
@@ -373,7 +366,7 @@ fn compile_group(
                         activation,
                     )?;
                     let y_len = n * pg.out_h * pg.out_w * pg.c;
-                    backward.push((items, vec![y_len, y_len, y_len, n * conv_out], 0));
+                    backward.push((items, vec![y_len, y_len, y_len, n * conv_out]));
                     *count += 1;
                 } else if activation != Activation::Linear {
                     let len = n * conv_out;
@@ -383,7 +376,7 @@ fn compile_group(
                         activation,
                         len,
                     )?;
-                    backward.push((items, vec![len, len, len], 0));
+                    backward.push((items, vec![len, len, len]));
                     *count += 1;
                 }
                 let items = bconv::emit_conv2d_backward_weight(jit, &name("weight_grad"), &g)?;
@@ -394,7 +387,6 @@ fn compile_group(
                         n * conv_out,
                         graph.nodes[head].params[0].elems(),
                     ],
-                    0,
                 ));
                 if use_bias {
                     let items = bconv::emit_bias_backward(
@@ -403,15 +395,15 @@ fn compile_group(
                         n * g.out_h * g.out_w,
                         g.c_out,
                     )?;
-                    backward.push((items, vec![n * conv_out, g.c_out], 0));
+                    backward.push((items, vec![n * conv_out, g.c_out]));
                     *count += 1;
                 }
                 wt_len = bconv::conv2d_transposed_weight_len(&g);
                 let items =
                     bconv::emit_conv2d_weight_transpose(jit, &name("weight_transpose"), &g)?;
-                backward.push((items, vec![graph.nodes[head].params[0].elems(), wt_len], 0));
+                backward.push((items, vec![graph.nodes[head].params[0].elems(), wt_len]));
                 let items = bconv::emit_conv2d_backward_input(jit, &name("input_grad"), &g)?;
-                backward.push((items, vec![n * conv_out, wt_len, g.input_len()], 0));
+                backward.push((items, vec![n * conv_out, wt_len, g.input_len()]));
                 *count += 3;
             } else {
                 (wt_len, has_to_dz) = (0, false);
@@ -439,7 +431,7 @@ fn compile_group(
                     _ => n * units,
                 })
                 .collect();
-            forward = (n, lens, 0);
+            forward = (n, lens);
             forward_buffers = k.buffers.clone();
             conv_out = units;
             max_pool = None;
@@ -454,15 +446,15 @@ fn compile_group(
                         activation,
                         len,
                     )?;
-                    backward.push((items, vec![len, len, len], 0));
+                    backward.push((items, vec![len, len, len]));
                     *count += 1;
                 }
                 let items =
                     bdense::emit_dense_backward_weight(jit, &name("weight_grad"), n, d_in, units)?;
-                backward.push((items, vec![n * d_in, n * units, d_in * units], 0));
+                backward.push((items, vec![n * d_in, n * units, d_in * units]));
                 if use_bias {
                     let items = bconv::emit_bias_backward(jit, &name("bias_grad"), n, units)?;
-                    backward.push((items, vec![n * units, units], 0));
+                    backward.push((items, vec![n * units, units]));
                     *count += 1;
                 }
                 wt_len = bdense::dense_transposed_weight_len(d_in, units);
@@ -472,10 +464,10 @@ fn compile_group(
                     d_in,
                     units,
                 )?;
-                backward.push((items, vec![d_in * units, wt_len], 0));
+                backward.push((items, vec![d_in * units, wt_len]));
                 let items =
                     bdense::emit_dense_backward_input(jit, &name("input_grad"), n, d_in, units)?;
-                backward.push((items, vec![n * units, wt_len, n * d_in], 0));
+                backward.push((items, vec![n * units, wt_len, n * d_in]));
                 *count += 3;
             } else {
                 (wt_len, has_to_dz) = (0, false);

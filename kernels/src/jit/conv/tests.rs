@@ -9,31 +9,7 @@ use crate::geom::Pool2dGeom;
 use crate::jit::Kernel;
 use crate::reference;
 
-/// splitmix64.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub(crate) fn vec(&mut self, len: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..len)
-            .map(|_| {
-                let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-                lo + (hi - lo) * unit
-            })
-            .collect()
-    }
-}
+pub(crate) use crate::jit::backward::testing::Rng;
 
 const GUARD: usize = 64;
 const GUARD_BITS: u32 = 0x7FC0_DEAD;
