@@ -13,6 +13,7 @@
 mod dataset;
 mod error;
 mod idx;
+pub mod image;
 
 pub use dataset::Dataset;
 pub use error::DataError;
