@@ -52,6 +52,14 @@ enum Cmd {
     },
     /// Measure compile time, per-layer forward and backward time and GFLOP/s, samples/s.
     Bench(BenchArgs),
+    /// Draw a training history (loss and accuracy, raw and smoothed) as a PNG.
+    Plot {
+        /// A history.json written by training, or the run directory that holds it.
+        history: PathBuf,
+        /// The PNG to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -180,11 +188,36 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Cmd::Summary { model, json, mode }) => summary(&model, json, mode.into()),
         Some(Cmd::Bench(args)) => bench(args),
         Some(Cmd::Train(args)) => train(args),
+        Some(Cmd::Plot { history, out }) => plot(&history, &out),
         None if !cli.train.headless && std::io::stdout().is_terminal() => {
             dashboard(cli.train, cli.ascii)
         }
         None => train(cli.train),
     }
+}
+
+fn plot(history: &Path, out: &Path) -> Result<i32> {
+    use cnntui::runtime::History;
+    use cnntui::runtime::history::HISTORY_FILE;
+    let file = if history.is_dir() {
+        history.join(HISTORY_FILE)
+    } else {
+        history.to_path_buf()
+    };
+    let read = History::read(&file).with_context(|| {
+        format!(
+            "{}: cannot read a training history; give the history.json a training run wrote \
+             (runs/MODEL/history.json) or its directory",
+            file.display()
+        )
+    })?;
+    cnntui::viz::plot::write_history_plot(&read, out)?;
+    println!(
+        "{}: {} epochs of loss and accuracy",
+        out.display(),
+        read.epochs()
+    );
+    Ok(0)
 }
 
 fn summary(model: &Path, json: bool, mode: Mode) -> Result<i32> {

@@ -9,6 +9,8 @@ use super::EpochMetrics;
 
 /// The file name of the history inside the save directory.
 pub const HISTORY_FILE: &str = "history.json";
+/// The file name of the training plot written beside it (see `viz::plot`).
+pub const PLOT_FILE: &str = "history.png";
 
 /// Per-epoch metrics, one list per Keras key. Validation lists are empty without validation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -191,6 +191,13 @@ impl Trainer {
             self.history
                 .write(&self.config.save_dir.join(super::history::HISTORY_FILE))
                 .map_err(|e| e.to_string())
+        })
+        .and_then(|()| {
+            if self.history.epochs() == 0 {
+                return Ok(());
+            }
+            let plot = self.config.save_dir.join(super::history::PLOT_FILE);
+            crate::viz::plot::write_history_plot(&self.history, &plot).map_err(|e| e.to_string())
         });
         let _ = events.send(match result {
             Ok(()) => Event::CheckpointSaved(path),
