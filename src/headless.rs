@@ -135,6 +135,7 @@ impl<W: Write> Printer<W> {
             Event::Health(_)
             | Event::Compiling { .. }
             | Event::FeatureMaps(_)
+            | Event::Snapshot(_)
             | Event::Paused
             | Event::Resumed => {}
             Event::Evaluated { split, loss, .. } => writeln!(self.out, "{split}_loss: {loss:.4}")?,

@@ -17,7 +17,7 @@ mod session;
 pub mod setup;
 pub mod trainer;
 
-pub use event::{Command, EpochMetrics, Event, FeatureMaps, LayerHealth};
+pub use event::{Command, EpochMetrics, Event, FeatureMaps, LayerHealth, Snapshot, View};
 pub use history::History;
 pub use loss::{BatchLoss, Loss, argmax};
 pub use optimizer::Optimizer;

@@ -31,6 +31,7 @@ mod layout;
 mod runner;
 mod terminal;
 pub mod theme;
+mod visual;
 mod widgets;
 
 use std::path::Path;

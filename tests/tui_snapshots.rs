@@ -58,6 +58,7 @@ fn feature_maps(layer: &str, h: usize, w: usize, c: usize) -> Event {
         }
     }
     Event::Trainer(T::FeatureMaps(Box::new(FeatureMaps {
+        view: cnntui::runtime::View::Activations,
         layer: layer.into(),
         shape: vec![h, w, c],
         values,

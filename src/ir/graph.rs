@@ -90,7 +90,7 @@ impl Param {
 }
 
 /// One layer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub name: String,
     pub op: Op,
@@ -136,7 +136,7 @@ pub struct FusedGroup {
 }
 
 /// A lowered model: nodes in topological order, node 0 the input.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Graph {
     pub name: String,
     pub nodes: Vec<Node>,

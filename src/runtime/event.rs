@@ -30,6 +30,8 @@ pub struct EpochMetrics {
 /// One layer's activations for the fixed sample image the dashboard shows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureMaps {
+    /// What the maps show: a layer's activations, or a visualisation of it.
+    pub view: View,
     pub layer: String,
     /// The layer's output shape without the batch: `[h, w, c]` or `[features]`.
     pub shape: Vec<usize>,
@@ -38,6 +40,30 @@ pub struct FeatureMaps {
     pub input_shape: Vec<usize>,
     pub input: Vec<f32>,
     pub label: u32,
+}
+
+/// What the Feature maps pane shows (the dashboard's `v` cycles them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum View {
+    /// The layer's output for the sample image, one tile per channel.
+    #[default]
+    Activations,
+    /// For each of the layer's first filters, the input that maximises its mean activation
+    /// (gradient ascent), one tile per filter.
+    Filters,
+    /// Grad-CAM of the predicted class over the sample image, at the last feature map.
+    Heatmap,
+}
+
+impl View {
+    /// The next view in the `v` cycle.
+    pub fn next(self) -> View {
+        match self {
+            View::Activations => View::Filters,
+            View::Filters => View::Heatmap,
+            View::Heatmap => View::Activations,
+        }
+    }
 }
 
 /// Something that happened in training.
@@ -74,6 +100,8 @@ pub enum Event {
     /// The watched layer's activations on the sample image (after `Command::Watch`, and every
     /// few hundred milliseconds while training).
     FeatureMaps(Box<FeatureMaps>),
+    /// The answer to [`Command::Snapshot`].
+    Snapshot(std::sync::Arc<Snapshot>),
     /// Result of a `Command::Evaluate` or of the final test evaluation.
     Evaluated {
         split: &'static str,
@@ -123,4 +151,19 @@ pub enum Command {
     FineTuneFrom(String),
     /// Sample this layer's activations on the sample image, now and while training.
     Watch(String),
+    /// Send a [`Snapshot`] of the model as it is now (for visualisations computed elsewhere).
+    Snapshot,
+}
+
+/// The model as it is at one batch boundary, with the sample image: what a visualisation
+/// needs, computed away from the trainer's thread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub graph: crate::ir::Graph,
+    pub params: super::ParamStore,
+    pub backend: super::Backend,
+    /// The sample image, `[h, w, c]` on the model's input scale, and its label.
+    pub input_shape: Vec<usize>,
+    pub input: Vec<f32>,
+    pub label: u32,
 }

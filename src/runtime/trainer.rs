@@ -259,6 +259,20 @@ impl Trainer {
                     let _ = events.send(Event::Warning(format!("no layer named `{layer}`")));
                 }
             },
+            Command::Snapshot => {
+                let (data, i) = self.sample();
+                if !data.is_empty() {
+                    let snapshot = super::Snapshot {
+                        graph: self.graph.clone(),
+                        params: self.params.clone(),
+                        backend: self.config.backend,
+                        input_shape: data.shape.to_vec(),
+                        input: data.image(i).to_vec(),
+                        label: data.labels[i],
+                    };
+                    let _ = events.send(Event::Snapshot(std::sync::Arc::new(snapshot)));
+                }
+            }
             Command::FineTuneFrom(layer) => {
                 if self.graph.fine_tune_from(&layer) {
                     self.plan = Plan::new(&self.graph, &[]);
@@ -320,6 +334,7 @@ impl Trainer {
             &mut Rng::new(0),
         );
         let maps = FeatureMaps {
+            view: super::View::Activations,
             layer: self.graph.nodes[v].name.clone(),
             shape: self.graph.nodes[v].shape.0.clone(),
             values: session.activation(v).to_vec(),

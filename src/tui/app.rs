@@ -21,7 +21,7 @@ use super::theme::Theme;
 use super::widgets::feature_maps;
 use crate::ir::Graph;
 use crate::runtime::trainer::Trainer;
-use crate::runtime::{self, Command, FeatureMaps, LayerHealth};
+use crate::runtime::{self, Command, FeatureMaps, LayerHealth, View};
 
 /// Batches into an epoch (of this run) before an ETA is shown: the first batches run slower
 /// while caches and threads warm up.
@@ -181,6 +181,8 @@ pub struct App {
     pub smooth: bool,
     pub log_scale: bool,
     pub feature_maps: Option<Box<FeatureMaps>>,
+    /// What the Feature maps pane shows (`v` cycles activations, filters, heatmap).
+    pub view: View,
     /// Page of feature-map channels.
     pub page: usize,
     pub health: Vec<LayerHealth>,
@@ -232,6 +234,7 @@ impl App {
             smooth: true,
             log_scale: false,
             feature_maps: None,
+            view: View::Activations,
             page: 0,
             health: Vec::new(),
             log: VecDeque::new(),
@@ -313,6 +316,17 @@ impl App {
                 Vec::new()
             }
             Event::Interrupt => self.interrupt(),
+            Event::Visual(maps) => {
+                if maps.view == self.view {
+                    self.feature_maps = Some(maps);
+                    self.page = 0;
+                }
+                Vec::new()
+            }
+            Event::VisualFailed(why) => {
+                self.note(Level::Warn, why);
+                Vec::new()
+            }
         }
     }
 
@@ -361,8 +375,34 @@ impl App {
     fn watch_selected(&mut self) -> Vec<Command> {
         self.watch_due = None;
         match self.selected_node() {
-            Some(node) if self.trainer_alive => vec![Command::Watch(node.name.clone())],
+            Some(node) if self.trainer_alive => {
+                let mut commands = vec![Command::Watch(node.name.clone())];
+                // Filters follow the selected layer; the heatmap is of the whole model.
+                if self.view == View::Filters {
+                    commands.push(Command::Snapshot);
+                }
+                commands
+            }
             _ => Vec::new(),
+        }
+    }
+
+    /// `v`: the next of activations, filters, heatmap. The latter two are computed from a
+    /// snapshot of the model, away from the trainer.
+    fn cycle_view(&mut self) -> Vec<Command> {
+        self.view = self.view.next();
+        let what = match self.view {
+            View::Activations => "activations of the selected layer",
+            View::Filters => "filters of the selected layer by gradient ascent (computing…)",
+            View::Heatmap => "Grad-CAM heatmap of the predicted class (computing…)",
+        };
+        self.note(Level::Info, format!("showing {what}"));
+        if !self.trainer_alive {
+            return Vec::new();
+        }
+        match self.view {
+            View::Activations => self.watch_selected(),
+            View::Filters | View::Heatmap => vec![Command::Snapshot],
         }
     }
 
@@ -447,6 +487,7 @@ impl App {
                 self.log_scale = !self.log_scale;
                 Vec::new()
             }
+            KeyCode::Char('v') => self.cycle_view(),
             _ => Vec::new(),
         }
     }
@@ -788,9 +829,13 @@ impl App {
                 }
             }
             T::FeatureMaps(maps) => {
-                self.feature_maps = Some(maps);
-                self.page = self.page.min(self.pages().saturating_sub(1));
+                if self.view == View::Activations {
+                    self.feature_maps = Some(maps);
+                    self.page = self.page.min(self.pages().saturating_sub(1));
+                }
             }
+            // The loop computes visualisations from snapshots; they arrive as `Visual`.
+            T::Snapshot(_) => {}
             T::Evaluated {
                 split,
                 loss,

@@ -41,6 +41,11 @@ pub enum Event {
     TrainerExited,
     /// SIGINT from outside the terminal (inside it, Ctrl-C arrives as a key).
     Interrupt,
+    /// A visualisation computed from a snapshot (filters or heatmap), for the Feature maps
+    /// pane.
+    Visual(Box<runtime::FeatureMaps>),
+    /// A visualisation could not be computed; why.
+    VisualFailed(String),
 }
 
 /// Why preparation did not produce a trainer.
@@ -66,6 +71,8 @@ impl fmt::Debug for Event {
             Event::Trainer(e) => write!(f, "Trainer({e:?})"),
             Event::TrainerExited => write!(f, "TrainerExited"),
             Event::Interrupt => write!(f, "Interrupt"),
+            Event::Visual(m) => write!(f, "Visual({:?}, {})", m.view, m.layer),
+            Event::VisualFailed(why) => write!(f, "VisualFailed({why})"),
         }
     }
 }

@@ -210,6 +210,22 @@ impl<B: Backend> Runner<B> {
                 take_panics();
                 return Err(TuiError::PreparePanicked(m));
             }
+            Event::Trainer(runtime::Event::Snapshot(snapshot)) => {
+                let view = self.app.view;
+                let layer = self.app.selected_node().map(|n| n.name.clone());
+                let tx = self.sender.clone();
+                let _ = std::thread::Builder::new()
+                    .name("tui-visual".into())
+                    .spawn(move || {
+                        let event = match super::visual::compute(&snapshot, view, layer.as_deref())
+                        {
+                            Ok(Some(maps)) => Event::Visual(Box::new(maps)),
+                            Ok(None) => return,
+                            Err(why) => Event::VisualFailed(why),
+                        };
+                        let _ = tx.send(event);
+                    });
+            }
             Event::TrainerExited => {
                 for m in take_panics() {
                     self.app

@@ -82,6 +82,7 @@ fn batch(epoch: usize, batch: usize, loss: f64, accuracy: f64) -> Event {
 
 fn maps(layer: &str, c: usize) -> Event {
     Event::Trainer(T::FeatureMaps(Box::new(FeatureMaps {
+        view: crate::runtime::View::Activations,
         layer: layer.into(),
         shape: vec![26, 26, c],
         values: vec![0.5; 26 * 26 * c],
@@ -653,4 +654,50 @@ fn compiling_progress_shows_until_the_last_kernel_then_is_logged() {
     assert!(screen.contains("compiling kernels 3/5"), "{screen}");
     app.update(Event::Trainer(T::Compiling { done: 5, total: 5 }));
     assert_eq!(app.compiling, None);
+}
+
+#[test]
+fn v_cycles_activations_filters_and_heatmap_asking_for_snapshots() {
+    let mut app = training();
+    app.update(maps("conv2d", 32));
+    assert_eq!(app.update(ch('v')), vec![Command::Snapshot]);
+    assert_eq!(app.view, View::Filters);
+    // Activations from the trainer no longer replace what the pane shows.
+    app.update(maps("conv2d", 32));
+    assert_eq!(app.feature_maps.as_ref().unwrap().view, View::Activations);
+    let filters = FeatureMaps {
+        view: View::Filters,
+        layer: "conv2d".into(),
+        shape: vec![28, 28, 16],
+        values: vec![0.5; 28 * 28 * 16],
+        input_shape: vec![28, 28, 1],
+        input: vec![0.0; 28 * 28],
+        label: 7,
+    };
+    app.update(Event::Visual(Box::new(filters)));
+    assert_eq!(app.feature_maps.as_ref().unwrap().view, View::Filters);
+    // Selecting another layer asks for its activations (kept for later) and its filters.
+    let mut cmds = app.update(key(KeyCode::Down));
+    cmds.extend(app.update(Event::Tick));
+    cmds.extend(app.update(Event::Tick));
+    assert!(cmds.contains(&Command::Snapshot), "{cmds:?}");
+    assert_eq!(app.update(ch('v')), vec![Command::Snapshot]);
+    assert_eq!(app.view, View::Heatmap);
+    // A visualisation that arrives for a view left behind is dropped.
+    let stale = FeatureMaps {
+        view: View::Filters,
+        layer: "conv2d".into(),
+        shape: vec![28, 28, 1],
+        values: vec![0.0; 28 * 28],
+        input_shape: vec![28, 28, 1],
+        input: vec![0.0; 28 * 28],
+        label: 7,
+    };
+    app.update(Event::Visual(Box::new(stale)));
+    assert_eq!(app.feature_maps.as_ref().unwrap().view, View::Filters);
+    app.update(Event::VisualFailed("no feature maps".into()));
+    assert!(last_log(&app).contains("no feature maps"));
+    let cmds = app.update(ch('v'));
+    assert_eq!(app.view, View::Activations);
+    assert!(matches!(cmds.as_slice(), [Command::Watch(_)]), "{cmds:?}");
 }

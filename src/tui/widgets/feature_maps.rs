@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use super::{pane, placeholder, short, title};
-use crate::runtime::FeatureMaps;
+use crate::runtime::{FeatureMaps, View};
 use crate::tui::app::{App, Focus, Phase};
 use crate::tui::theme::Theme;
 
@@ -128,12 +128,20 @@ pub fn render_feature_maps(app: &App, area: Rect, buf: &mut Buffer) {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("×");
-    let mut heading = format!("Feature maps · {} {dims}", maps.layer);
-    if maps.shape.len() == 3 {
+    let mut heading = match maps.view {
+        View::Activations => format!("Feature maps · {} {dims}", maps.layer),
+        View::Filters => format!("Filters · {} · patterns by gradient ascent", maps.layer),
+        View::Heatmap => format!("Grad-CAM · {}", maps.layer),
+    };
+    if maps.shape.len() == 3 && maps.view != View::Heatmap {
         heading += &format!(" · {}–{last} of {c}", first + 1);
     }
     let mut t = vec![Span::raw(format!(" {heading} "))];
-    if selected.is_some_and(|s| s != maps.layer) {
+    let stale = match maps.view {
+        View::Activations | View::Filters => selected.is_some_and(|s| s != maps.layer),
+        View::Heatmap => false,
+    };
+    if stale || maps.view != app.view {
         t.push(Span::styled("(loading) ", theme.dim()));
     }
     let mut block = pane(app, Focus::FeatureMaps, Line::from(t));
