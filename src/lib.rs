@@ -17,3 +17,4 @@ pub mod model;
 pub mod passes;
 pub mod runtime;
 pub mod tui;
+pub mod weights;
