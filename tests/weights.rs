@@ -10,7 +10,7 @@ use cnntui::data::image::Image;
 use cnntui::ir::{self, Graph};
 use cnntui::passes::{Target, optimize};
 use cnntui::runtime::{Backend, Mode, OutputLink, ParamStore, Rng, Session};
-use cnntui::weights::{self, Dtype, Format, WeightsFile, normalise_imagenet};
+use cnntui::weights::{self, Dtype, Format, Preprocessing, WeightsFile, normalise_imagenet};
 
 const MOBILENET: &str = "models/mobilenet_v2.ron";
 const MOBILENET_WEIGHTS: &str = "assets/weights/mobilenet_v2-b0353104.pth";
@@ -208,21 +208,26 @@ fn the_first_dense_layer_is_permuted_from_chw_to_hwc() {
 }
 
 #[test]
-fn a_cnntui_checkpoint_round_trips_by_name() {
-    // Loading the narrow VGG from PyTorch, saving it as cnntui safetensors and loading that by
-    // name gives the same parameters.
+fn a_cnntui_checkpoint_round_trips_by_name_with_its_preprocessing() {
+    // Loading the narrow VGG from PyTorch, saving it as a cnntui checkpoint (as training does,
+    // recording the preprocessing) and loading that by name gives the same parameters and
+    // torchvision's preprocessing.
     let (g, params) = loaded(NARROW, "tests/fixtures/weights/narrow_vgg16.pth");
     let dir = std::env::temp_dir().join(format!("cnntui-weights-rt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("narrow.safetensors");
     let opt = cnntui::runtime::Optimizer::new(cnntui::model::OptimizerSpec::default(), &g);
-    cnntui::runtime::checkpoint::save(&path, &g, &params, &opt, &Default::default())
-        .expect("saves");
+    let torchvision = Preprocessing::torchvision(64, 64);
+    let state = cnntui::runtime::checkpoint::TrainState {
+        preprocessing: serde_json::to_string(&torchvision).ok(),
+        ..Default::default()
+    };
+    cnntui::runtime::checkpoint::save(&path, &g, &params, &opt, &state).expect("saves");
     let mut again = ParamStore::init(&g, 1);
     let (warnings, pre) =
         weights::load_for_model(&g, &mut again.tensors, Some(&path)).expect("loads");
     assert!(warnings.is_empty(), "{warnings:?}");
-    assert_eq!(pre, None);
+    assert_eq!(pre, Some(torchvision));
     assert_eq!(again, params);
     let _ = std::fs::remove_dir_all(&dir);
 }

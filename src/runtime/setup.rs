@@ -265,7 +265,8 @@ pub fn prepare_with_weights(
     check_data(path, &graph, spec.loss, &data)?;
 
     let mut params = ParamStore::init(&graph, spec.seed);
-    let (mut warnings, _) = crate::weights::load_for_model(&graph, &mut params.tensors, weights)?;
+    let (mut warnings, preprocessing) =
+        crate::weights::load_for_model(&graph, &mut params.tensors, weights)?;
     let optimizer = Optimizer::new(spec.optimizer, &graph);
     let loss = Loss::new(spec.loss, &graph);
     let config = TrainConfig {
@@ -279,6 +280,7 @@ pub fn prepare_with_weights(
         linger: false,
     };
     let mut trainer = Trainer::new(graph, params, optimizer, loss, data, config);
+    trainer.record_preprocessing(preprocessing.and_then(|p| serde_json::to_string(&p).ok()));
     if let Some(resume) = &overrides.resume {
         let ckpt = checkpoint::load(resume)?;
         warnings.extend(trainer.resume(&ckpt)?);
