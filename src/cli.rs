@@ -1,5 +1,6 @@
-//! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`.
-//! Errors are printed with their chain; bad input exits with status 2.
+//! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`,
+//! `cnntui predict`, `cnntui weights`. Errors are printed with their chain; bad input exits
+//! with status 2.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,13 @@ use cnntui::ir;
 use cnntui::passes;
 use cnntui::runtime::setup::{self, Overrides};
 use cnntui::runtime::{Backend, Mode};
+
+#[path = "cli/predict.rs"]
+mod predict;
+#[path = "cli/viz.rs"]
+mod viz;
+#[path = "cli/weights.rs"]
+mod weights;
 
 /// Learn, train and inspect convolutional networks on a CPU, from a terminal.
 #[derive(Debug, Parser)]
@@ -60,6 +68,13 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Classify photographs: the top-5 classes of each, with probabilities.
+    Predict(predict::PredictArgs),
+    /// List a weights file's tensors and how they map onto a model.
+    Weights(weights::WeightsArgs),
+    /// Look inside a model: activations, filters by gradient ascent, Grad-CAM heatmaps.
+    #[command(subcommand)]
+    Viz(viz::VizCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -151,6 +166,10 @@ struct TrainArgs {
     /// Which kernels run the model: the JIT (default) or the reference kernels.
     #[arg(long, value_enum, default_value = "jit")]
     backend: BackendArg,
+    /// Weights to start from, for every layer: safetensors, PyTorch .pth/.pt or a cnntui
+    /// checkpoint (headless training only; in the dashboard use the model's `base` weights).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
 }
 
 /// An error that is the program's fault rather than the input's (exit status 1).
@@ -189,6 +208,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Cmd::Bench(args)) => bench(args),
         Some(Cmd::Train(args)) => train(args),
         Some(Cmd::Plot { history, out }) => plot(&history, &out),
+        Some(Cmd::Predict(args)) => predict::predict(args),
+        Some(Cmd::Weights(args)) => weights::weights(args),
+        Some(Cmd::Viz(command)) => viz::viz(command),
         None if !cli.train.headless && std::io::stdout().is_terminal() => {
             dashboard(cli.train, cli.ascii)
         }
@@ -388,7 +410,7 @@ fn train(args: TrainArgs) -> Result<i32> {
         "no model file given: pass one, e.g. `cnntui train models/mnist.ron --headless`",
     )?;
     set_threads(args.threads)?;
-    let prepared = setup::prepare(&model, &overrides(&args))?;
+    let prepared = setup::prepare_with_weights(&model, &overrides(&args), args.weights.as_deref())?;
     for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }
@@ -433,6 +455,12 @@ fn dashboard(args: TrainArgs, ascii: bool) -> Result<i32> {
         .model
         .as_deref()
         .context("no model file given: pass one, e.g. `cnntui models/mnist.ron`")?;
+    if args.weights.is_some() {
+        anyhow::bail!(
+            "--weights works with `cnntui train --headless`; for the dashboard, name the file in \
+             the model's `base: (..., weights: \"FILE\")`"
+        );
+    }
     set_threads(args.threads)?;
     let theme = cnntui::tui::Theme::from_env(ascii);
     match cnntui::tui::run_dashboard(model, overrides(&args), theme) {

@@ -18,3 +18,4 @@ pub mod passes;
 pub mod runtime;
 pub mod tui;
 pub mod viz;
+pub mod weights;

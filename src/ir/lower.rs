@@ -41,7 +41,7 @@ struct Entry {
 /// Every [`LowerError`]; parse errors of a `base` file.
 pub fn lower(file: &ModelFile) -> Result<Graph, LoadError> {
     let mut chain = vec![file.path.display().to_string()];
-    let (input, entries, base_weights) = collect(file, true, &mut chain)?;
+    let (input, entries, base_ranges) = collect(file, true, &mut chain)?;
     let own_file = file.path.clone();
     let input = input.ok_or_else(|| LowerError::NoInput {
         file: own_file.clone(),
@@ -51,6 +51,11 @@ pub fn lower(file: &ModelFile) -> Result<Graph, LoadError> {
     }
     let input = positive3(&own_file, "input", input)?;
     let names = assign_names(&entries)?;
+    // The layers each base's weights fill, by the names they end up with (generated ones too).
+    let base_weights = base_ranges
+        .into_iter()
+        .map(|(path, range)| (path, names[range].to_vec()))
+        .collect();
     let inputs = resolve_inputs(&entries, &names)?;
     let order = topological_order(&own_file, &names, &inputs)?;
 
@@ -118,10 +123,12 @@ pub fn lower(file: &ModelFile) -> Result<Graph, LoadError> {
     Ok(graph)
 }
 
+/// The input, the entries bottom first, and each base's weights file with the range of
+/// entries it fills.
 type Collected = (
     Option<(i64, i64, i64)>,
     Vec<Entry>,
-    Vec<(PathBuf, Vec<String>)>,
+    Vec<(PathBuf, std::ops::Range<usize>)>,
 );
 
 /// Flattens a file and its bases into one list of entries, bottom first.
@@ -154,12 +161,9 @@ fn collect(
                 .iter_mut()
                 .for_each(|e| e.frozen_by_base = true);
         }
+        // The base's entries come first in this file's list, so its ranges stay valid here.
         if let Some(w) = &base.weights {
-            let names = base_entries
-                .iter()
-                .filter_map(|e| e.spec.common().0.map(str::to_string))
-                .collect();
-            weights.push((file.resolve(w), names));
+            weights.push((file.resolve(w), 0..base_entries.len()));
         }
         weights.extend(base_weights);
         input = base.input_shape.or(input).or(base_input);

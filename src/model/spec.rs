@@ -44,7 +44,8 @@ pub struct BaseSpec {
     /// Replaces the base's input shape.
     #[serde(default)]
     pub input_shape: Option<(i64, i64, i64)>,
-    /// A weights file for the base's layers (cnntui safetensors checkpoint names).
+    /// A weights file for the base's layers: safetensors, PyTorch `.pth`/`.pt` or a cnntui
+    /// checkpoint (see `crate::weights`), relative to this file.
     #[serde(default)]
     pub weights: Option<String>,
     /// `false` freezes every layer of the base.

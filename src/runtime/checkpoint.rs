@@ -37,6 +37,10 @@ pub struct TrainState {
     pub epoch_loss_sum: f64,
     pub epoch_correct: usize,
     pub epoch_seen: usize,
+    /// The preprocessing the weights were imported with (`crate::weights::Preprocessing` as
+    /// JSON), so that `predict` on this checkpoint prepares images the same way.
+    #[serde(default)]
+    pub preprocessing: Option<String>,
 }
 
 /// A problem with a checkpoint file.
@@ -139,11 +143,14 @@ pub fn save(
         })
         .collect();
     let state_json = serde_json::to_string(state).unwrap_or_default();
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         ("format".to_string(), "cnntui-checkpoint-1".to_string()),
         ("model".to_string(), graph.name.clone()),
         ("train_state".to_string(), state_json),
     ]);
+    if let Some(p) = &state.preprocessing {
+        metadata.insert(crate::weights::PREPROCESSING_KEY.to_string(), p.clone());
+    }
     let bytes =
         safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Write {
             path: path.to_path_buf(),

@@ -66,6 +66,8 @@ pub enum SetupError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Pass(#[from] crate::passes::PassError),
+    #[error(transparent)]
+    Weights(#[from] crate::weights::WeightsError),
 }
 
 /// A trainer ready to run, with what the caller may want to show first.
@@ -193,6 +195,19 @@ fn positive(file: &Path, field: &'static str, v: i64) -> Result<usize, SetupErro
 /// # Errors
 /// Every [`SetupError`].
 pub fn prepare(path: &Path, overrides: &Overrides) -> Result<Prepared, SetupError> {
+    prepare_with_weights(path, overrides, None)
+}
+
+/// [`prepare`], then `weights` (a safetensors, PyTorch or cnntui file; see
+/// [`crate::weights`]) loaded into every layer, after the weights of the model's `base`.
+///
+/// # Errors
+/// Every [`SetupError`].
+pub fn prepare_with_weights(
+    path: &Path,
+    overrides: &Overrides,
+    weights: Option<&Path>,
+) -> Result<Prepared, SetupError> {
     let file = model::load(path).map_err(LoadError::from)?;
     let mut graph = ir::lower(&file)?;
     crate::passes::optimize(
@@ -250,9 +265,8 @@ pub fn prepare(path: &Path, overrides: &Overrides) -> Result<Prepared, SetupErro
     check_data(path, &graph, spec.loss, &data)?;
 
     let mut params = ParamStore::init(&graph, spec.seed);
-    for (weights, layers) in &graph.base_weights {
-        checkpoint::load(weights)?.apply(&graph, &mut params, Some(layers))?;
-    }
+    let (mut warnings, preprocessing) =
+        crate::weights::load_for_model(&graph, &mut params.tensors, weights)?;
     let optimizer = Optimizer::new(spec.optimizer, &graph);
     let loss = Loss::new(spec.loss, &graph);
     let config = TrainConfig {
@@ -266,7 +280,7 @@ pub fn prepare(path: &Path, overrides: &Overrides) -> Result<Prepared, SetupErro
         linger: false,
     };
     let mut trainer = Trainer::new(graph, params, optimizer, loss, data, config);
-    let mut warnings = Vec::new();
+    trainer.record_preprocessing(preprocessing.and_then(|p| serde_json::to_string(&p).ok()));
     if let Some(resume) = &overrides.resume {
         let ckpt = checkpoint::load(resume)?;
         warnings.extend(trainer.resume(&ckpt)?);

@@ -114,6 +114,11 @@ impl Trainer {
         }
     }
 
+    /// Records the preprocessing imported weights came with (JSON), for the checkpoints.
+    pub fn record_preprocessing(&mut self, json: Option<String>) {
+        self.state.preprocessing = json;
+    }
+
     /// Restores weights, optimizer state, trainable set, learning rate, random generators and
     /// position from a checkpoint written by this trainer.
     ///
