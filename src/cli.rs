@@ -1,4 +1,5 @@
-//! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`.
+//! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`,
+//! `cnntui bench`, `cnntui image` (classic image operations, [`image`]).
 //! Errors are printed with their chain; bad input exits with status 2.
 
 use std::io::IsTerminal;
@@ -13,6 +14,10 @@ use cnntui::ir;
 use cnntui::passes;
 use cnntui::runtime::setup::{self, Overrides};
 use cnntui::runtime::{Backend, Mode};
+
+// Loaded through `#[path]` from main.rs, so the submodule's file is named explicitly.
+#[path = "cli/image.rs"]
+mod image;
 
 /// Learn, train and inspect convolutional networks on a CPU, from a terminal.
 #[derive(Debug, Parser)]
@@ -52,6 +57,11 @@ enum Cmd {
     },
     /// Measure compile time, per-layer forward and backward time and GFLOP/s, samples/s.
     Bench(BenchArgs),
+    /// Run one classic image operation on a picture: `cnntui image OP IN OUT [options]`.
+    Image {
+        #[command(subcommand)]
+        op: image::ImageCommand,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -180,6 +190,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Cmd::Summary { model, json, mode }) => summary(&model, json, mode.into()),
         Some(Cmd::Bench(args)) => bench(args),
         Some(Cmd::Train(args)) => train(args),
+        Some(Cmd::Image { op }) => image::run(&op),
         None if !cli.train.headless && std::io::stdout().is_terminal() => {
             dashboard(cli.train, cli.ascii)
         }
