@@ -246,7 +246,7 @@ pub fn run(cmd: &ImageCommand) -> Result<i32> {
                     iterations,
                 },
             )?;
-            print_palette(&seg, k, iterations, colour_wanted(io))?;
+            print_palette(&seg, k, colour_wanted(io))?;
             seg.image
         }
         _ => op.apply(&input)?,
@@ -317,15 +317,10 @@ fn stretch(image: &mut Image, output: SobelOutput) -> f32 {
     }
 }
 
-fn print_palette(
-    seg: &cnntui::data::image::Segmentation,
-    k: usize,
-    max_iterations: usize,
-    colour: bool,
-) -> Result<()> {
+fn print_palette(seg: &cnntui::data::image::Segmentation, k: usize, colour: bool) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let how = if seg.iterations < max_iterations {
+    let how = if seg.converged {
         "converged"
     } else {
         "iteration limit reached"

@@ -29,7 +29,7 @@ pub use canny::{Canny, canny};
 pub use error::ImageError;
 pub use gaussian::{Gaussian, MAX_SIGMA, gaussian};
 pub use grey::grey;
-pub use kmeans::{Cluster, KMeans, Segmentation, kmeans};
+pub use kmeans::{Cluster, KMeans, Segmentation, TOLERANCE as KMEANS_TOLERANCE, kmeans};
 pub use op::{ImageOp, KMEANS_ITERATIONS};
 pub use plane::{Border, Plane};
 pub use resize::{Filter, Rounding, resize};

@@ -5,12 +5,18 @@
 //! one a pixel drawn with probability proportional to its squared distance to the nearest
 //! centre so far. Lloyd's iterations then alternate assigning each pixel to its nearest centre
 //! (the lower index on a tie) and moving each centre to its pixels' mean, until no assignment
-//! changes or `iterations` have run. A cluster that empties keeps its centre. Sums are `f64`
+//! changes, or the centres together move (sum of squared shifts) by no more than
+//! [`TOLERANCE`] times the pixels' mean per-channel variance — scikit-learn's `KMeans` rule and
+//! default — or `iterations` have run. A cluster that empties keeps its centre. Sums are `f64`
 //! in pixel order and the generator is seeded SplitMix64, so a seed gives the same result on
 //! every machine and thread count. An image with fewer distinct colours than `k` gets as many
 //! clusters as it has colours.
 
 use super::{Image, ImageError};
+
+/// Relative tolerance on the centres' movement that ends Lloyd's iterations (scikit-learn's
+/// `tol` default).
+pub const TOLERANCE: f64 = 1e-4;
 
 /// The parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +75,8 @@ pub struct Segmentation {
     pub palette: Vec<Cluster>,
     /// Lloyd iterations run.
     pub iterations: usize,
+    /// Whether they stopped by convergence rather than the iteration limit.
+    pub converged: bool,
 }
 
 /// SplitMix64: small, seedable, the same everywhere.
@@ -160,7 +168,9 @@ pub fn kmeans(image: &Image, params: &KMeans) -> Result<Segmentation, ImageError
     let mut rng = SplitMix64(params.seed);
     let mut centres = seed_centres(&pixels, params.k, &mut rng);
     let mut labels = vec![usize::MAX; pixels.len()];
+    let tolerance = TOLERANCE * mean_variance(&pixels, c);
     let mut iterations = 0;
+    let mut converged = false;
     while iterations < params.iterations {
         iterations += 1;
         let mut changed = false;
@@ -170,6 +180,7 @@ pub fn kmeans(image: &Image, params: &KMeans) -> Result<Segmentation, ImageError
             *label = j;
         }
         if !changed {
+            converged = true;
             break;
         }
         let mut sums = vec![vec![0.0f64; c]; centres.len()];
@@ -180,10 +191,17 @@ pub fn kmeans(image: &Image, params: &KMeans) -> Result<Segmentation, ImageError
                 *s += v;
             }
         }
+        let mut shift = 0.0;
         for ((centre, sum), &count) in centres.iter_mut().zip(sums).zip(&counts) {
             if count > 0 {
-                *centre = sum.into_iter().map(|s| s / count as f64).collect();
+                let moved: Vec<f64> = sum.into_iter().map(|s| s / count as f64).collect();
+                shift += dist2(centre, &moved);
+                *centre = moved;
             }
+        }
+        if shift <= tolerance {
+            converged = true;
+            break;
         }
     }
     // The assignment to the final centres (a no-op when Lloyd converged).
@@ -218,7 +236,20 @@ pub fn kmeans(image: &Image, params: &KMeans) -> Result<Segmentation, ImageError
         image: Image { data, ..*image },
         palette,
         iterations,
+        converged,
     })
+}
+
+/// The mean over channels of the pixels' variance per channel.
+fn mean_variance(pixels: &[Vec<f64>], c: usize) -> f64 {
+    let n = pixels.len() as f64;
+    (0..c)
+        .map(|ch| {
+            let mean = pixels.iter().map(|p| p[ch]).sum::<f64>() / n;
+            pixels.iter().map(|p| (p[ch] - mean).powi(2)).sum::<f64>() / n
+        })
+        .sum::<f64>()
+        / c as f64
 }
 
 #[cfg(test)]
@@ -261,6 +292,7 @@ mod tests {
         assert!((shares - 1.0).abs() < 1e-12);
         assert!(seg.palette[0].colour[0] > 200.0 && seg.palette[1].colour[2] > 190.0);
         assert_eq!(seg.palette[0].pixels + seg.palette[1].pixels, 30);
+        assert!(seg.converged && seg.iterations < 20);
         // Every output pixel is a palette colour.
         for px in seg.image.data.chunks_exact(3) {
             assert!(seg.palette.iter().any(|c| c.colour == px));
