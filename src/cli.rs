@@ -1,5 +1,6 @@
 //! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`,
-//! `cnntui predict`, `cnntui weights`. Errors are printed with their chain; bad input exits
+//! `cnntui bench`, `cnntui predict`, `cnntui weights`, `cnntui viz`, `cnntui plot`, `cnntui image`
+//! (classic image operations, [`image`]). Errors are printed with their chain; bad input exits
 //! with status 2.
 
 use std::io::IsTerminal;
@@ -15,6 +16,9 @@ use cnntui::passes;
 use cnntui::runtime::setup::{self, Overrides};
 use cnntui::runtime::{Backend, Mode};
 
+// Loaded through `#[path]` from main.rs, so each submodule's file is named explicitly.
+#[path = "cli/image.rs"]
+mod image;
 #[path = "cli/predict.rs"]
 mod predict;
 #[path = "cli/viz.rs"]
@@ -75,6 +79,11 @@ enum Cmd {
     /// Look inside a model: activations, filters by gradient ascent, Grad-CAM heatmaps.
     #[command(subcommand)]
     Viz(viz::VizCommand),
+    /// Run one classic image operation on a picture: `cnntui image OP IN OUT [options]`.
+    Image {
+        #[command(subcommand)]
+        op: image::ImageCommand,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -211,6 +220,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Cmd::Predict(args)) => predict::predict(args),
         Some(Cmd::Weights(args)) => weights::weights(args),
         Some(Cmd::Viz(command)) => viz::viz(command),
+        Some(Cmd::Image { op }) => image::run(&op),
         None if !cli.train.headless && std::io::stdout().is_terminal() => {
             dashboard(cli.train, cli.ascii)
         }

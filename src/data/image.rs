@@ -3,18 +3,38 @@
 //! Owns [`Image`] — an owned, row-major, channels-last `f32` picture whose values are on the
 //! 0–255 scale of the 8-bit file it came from, as a Keras image array is — reading and writing
 //! it through the `image` crate (JPEG, PNG, BMP, GIF, WebP), and the operations the image
-//! pipeline and `cnntui image` share: resampling ([`resize`]) and the rest that grow beside it.
+//! pipeline and `cnntui image` share, each in its own file: resampling ([`resize`]), grey
+//! conversion ([`grey`]), Gaussian blur ([`gaussian`]), total-variation denoising
+//! ([`tv_denoise`]), Sobel filters ([`sobel`]), Canny edges ([`canny`]) and k-means colour
+//! segmentation ([`kmeans`]); [`ImageOp`] names any of them with its parameters, for model
+//! files and the command line. [`Plane`] is the filters' one-channel `f64` working form.
 //!
 //! Must not depend on `ir`, `runtime` or `tui`: an image operation knows nothing of the model
 //! that consumes its output.
 
+mod canny;
 mod error;
+mod gaussian;
+mod grey;
+mod kmeans;
+mod op;
+mod plane;
 mod resize;
+mod sobel;
+mod tv_denoise;
 
 use std::path::Path;
 
+pub use canny::{Canny, canny};
 pub use error::ImageError;
+pub use gaussian::{Gaussian, MAX_SIGMA, gaussian};
+pub use grey::grey;
+pub use kmeans::{Cluster, KMeans, Segmentation, TOLERANCE as KMEANS_TOLERANCE, kmeans};
+pub use op::{ImageOp, KMEANS_ITERATIONS};
+pub use plane::{Border, Plane};
 pub use resize::{Filter, Rounding, resize};
+pub use sobel::{SobelOutput, sobel};
+pub use tv_denoise::{TvDenoise, tv_denoise};
 
 /// A picture: `height × width × channels` values, row-major, channels last (HWC).
 ///

@@ -39,4 +39,28 @@ pub enum ImageError {
         given: String,
         valid: &'static str,
     },
+    #[error("{op}: {parameter} = {value} is out of range; {valid}")]
+    Parameter {
+        op: &'static str,
+        parameter: &'static str,
+        value: String,
+        valid: String,
+    },
+}
+
+impl ImageError {
+    /// An out-of-range parameter of operation `op`; `valid` says what is accepted.
+    pub fn parameter(
+        op: &'static str,
+        parameter: &'static str,
+        value: impl std::fmt::Display,
+        valid: impl Into<String>,
+    ) -> ImageError {
+        ImageError::Parameter {
+            op,
+            parameter,
+            value: value.to_string(),
+            valid: valid.into(),
+        }
+    }
 }
