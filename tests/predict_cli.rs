@@ -375,3 +375,30 @@ fn train_with_weights_that_do_not_fit_stops_before_training() {
     run.assert_bad_input(&[NARROW_PTH, "features.0.weight", "conv2d"]);
     assert!(!run.stdout.contains("Epoch 1/"), "{}", run.stdout);
 }
+
+#[test]
+fn weights_json_shows_timms_names_going_into_keras_layers() {
+    let run = cnntui(&["weights", NARROW_ST, "--model", NARROW, "--json"]);
+    run.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(v["format"], "safetensors");
+    let tensors = v["tensors"].as_array().expect("tensors");
+    let fc1 = tensors
+        .iter()
+        .find(|t| t["name"] == "pre_logits.fc1.weight")
+        .expect("listed");
+    assert_eq!(fc1["dtype"], "F32");
+    assert_eq!(fc1["shape"], serde_json::json!([256, 32, 2, 2]));
+    assert_eq!(
+        fc1["maps_to"],
+        "fc1/kernel (128, 256), [out,in] → [in,out], flatten C-H-W → H-W-C (2×2×32)"
+    );
+    let head = tensors
+        .iter()
+        .find(|t| t["name"] == "head.fc.weight")
+        .expect("listed");
+    assert_eq!(
+        head["maps_to"],
+        "predictions/kernel (256, 10), [out,in] → [in,out]"
+    );
+}

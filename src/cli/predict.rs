@@ -177,7 +177,19 @@ fn classify(r: &Ready, images: &[PathBuf], backend: Backend) -> Result<Vec<Predi
     Ok(out)
 }
 
+/// Writes `text` to stdout; a reader that has gone away (`| head`) is not an error.
+pub(super) fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn predict(args: PredictArgs) -> Result<i32> {
+    use std::fmt::Write;
     let r = ready(&args.model, args.weights.as_deref())?;
     let predictions = classify(&r, &args.images, args.backend.into())?;
     if args.json {
@@ -206,28 +218,31 @@ pub fn predict(args: PredictArgs) -> Result<i32> {
                 o
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
         return Ok(0);
     }
+    let mut out = String::new();
     for (k, p) in predictions.iter().enumerate() {
         if k > 0 {
-            println!();
+            writeln!(out)?;
         }
-        println!("{}", p.file.display());
+        writeln!(out, "{}", p.file.display())?;
         let classes = p.probabilities.len();
         for (rank, i) in p.top(5).into_iter().enumerate() {
             let name = format!("{} ({i})", class_name(classes, i));
             let pct = 100.0 * p.probabilities[i];
             if args.logits && p.logits.len() == classes {
-                println!(
+                writeln!(
+                    out,
                     "  {}. {name:<34} {pct:6.2}%   logit {:9.4}",
                     rank + 1,
                     p.logits[i]
-                );
+                )?;
             } else {
-                println!("  {}. {name:<34} {pct:6.2}%", rank + 1);
+                writeln!(out, "  {}. {name:<34} {pct:6.2}%", rank + 1)?;
             }
         }
     }
+    emit(&out)?;
     Ok(0)
 }

@@ -84,16 +84,19 @@ pub fn weights(args: WeightsArgs) -> Result<i32> {
         if let Some(p) = &preprocessing {
             v["preprocessing"] = serde_json::json!(p.describe());
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        super::predict::emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
     } else {
+        use std::fmt::Write;
+        let mut out = String::new();
         let elems: usize = file.tensors.iter().map(|t| t.elems()).sum();
-        println!(
+        writeln!(
+            out,
             "{}: {}, {} tensors, {} values",
             args.file.display(),
             file.format,
             file.tensors.len(),
             ir::thousands(elems)
-        );
+        )?;
         let width = file
             .tensors
             .iter()
@@ -108,26 +111,24 @@ pub fn weights(args: WeightsArgs) -> Result<i32> {
             .collect();
         let sw = shapes.iter().map(String::len).max().unwrap_or(5).max(5);
         let arrow = if graph.is_some() { "  → model" } else { "" };
-        println!(
+        let header = format!(
             "{:<width$}  {:<5}  {:<sw$}{arrow}",
             "name", "dtype", "shape"
         );
+        writeln!(out, "{}", header.trim_end())?;
         for ((t, shape), to) in file.tensors.iter().zip(&shapes).zip(&target) {
             let to = if to.is_empty() {
                 String::new()
             } else {
                 format!("  → {to}")
             };
-            println!(
-                "{:<width$}  {:<5}  {:<sw$}{to}",
-                t.name,
-                t.dtype.to_string(),
-                shape
-            );
+            let line = format!("{:<width$}  {:<5}  {:<sw$}{to}", t.name, t.dtype, shape);
+            writeln!(out, "{}", line.trim_end())?;
         }
         if let Some(p) = &preprocessing {
-            println!("preprocessing: {}", p.describe());
+            writeln!(out, "preprocessing: {}", p.describe())?;
         }
+        super::predict::emit(&out)?;
     }
     if let Some(m) = ok
         && !m.unused.is_empty()

@@ -55,7 +55,7 @@ impl fmt::Display for Dtype {
             Dtype::U8 => "U8",
             Dtype::Bool => "BOOL",
         };
-        f.write_str(s)
+        f.pad(s)
     }
 }
 

@@ -444,7 +444,7 @@ fn match_group(
                 return Err(shape_err("weight", &file.tensors[w], expected, &note));
             }
             wanted.push(("weight", 0, expected, layout));
-            let c_out = expected_bias_len(node);
+            let c_out = node.shape.channels();
             match (use_bias, group.get("bias")) {
                 (true, _) => wanted.push(("bias", 1, vec![c_out], Layout::Same)),
                 (false, Some(b)) => {
@@ -536,10 +536,6 @@ fn match_group(
         used.push(t);
     }
     Ok(used)
-}
-
-fn expected_bias_len(node: &crate::ir::Node) -> usize {
-    node.shape.channels()
 }
 
 #[cfg(test)]
