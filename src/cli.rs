@@ -1,5 +1,9 @@
-//! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`.
-//! Errors are printed with their chain; bad input exits with status 2.
+//! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`,
+//! `cnntui bench`, `cnntui image` ([`image`]). Errors are printed with their chain; bad input
+//! exits with status 2.
+
+#[path = "cli/image.rs"]
+mod image;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -52,6 +56,9 @@ enum Cmd {
     },
     /// Measure compile time, per-layer forward and backward time and GFLOP/s, samples/s.
     Bench(BenchArgs),
+    /// Run one image operation on a file: `cnntui image OP IN OUT [options]`.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -180,6 +187,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Cmd::Summary { model, json, mode }) => summary(&model, json, mode.into()),
         Some(Cmd::Bench(args)) => bench(args),
         Some(Cmd::Train(args)) => train(args),
+        Some(Cmd::Image(cmd)) => image::run(cmd),
         None if !cli.train.headless && std::io::stdout().is_terminal() => {
             dashboard(cli.train, cli.ascii)
         }
