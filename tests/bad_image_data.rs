@@ -168,6 +168,8 @@ fn corrupt_truncated_and_non_image_files_are_skipped_counted_and_named() {
     let png = std::fs::read(folder.join("cat/0.png")).expect("png");
     std::fs::write(folder.join("cat/truncated.png"), &png[..png.len() / 3]).expect("write");
     std::fs::write(folder.join("coffee/notes.txt"), "not an image").expect("write");
+    let jpg = std::fs::read(folder.join("coffee/1.jpg")).expect("jpg");
+    std::fs::write(folder.join("coffee/cut.jpg"), &jpg[..jpg.len() / 2]).expect("write");
     std::fs::write(
         folder.join("coffee/corrupt.jpg"),
         [0xff, 0xd8, 0xff, 0x00, 1, 2, 3],
@@ -184,10 +186,11 @@ fn corrupt_truncated_and_non_image_files_are_skipped_counted_and_named() {
     train(&m, &tmp).assert_exit(
         0,
         &[
-            "skipped 3 file(s)",
+            "skipped 4 file(s)",
             "truncated.png",
             "notes.txt",
             "corrupt.jpg",
+            "cut.jpg (truncated JPEG",
         ],
     );
 }

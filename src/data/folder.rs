@@ -78,7 +78,11 @@ impl FolderOptions {
     /// # Errors
     /// The decoder's reason when the bytes are not an image it reads.
     pub fn decode(&self, bytes: &[u8]) -> Result<Image, String> {
-        let decoded = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
+        if bytes.starts_with(&[0xff, 0xd8]) && !jpeg_ends(bytes) {
+            return Err("truncated JPEG: no end-of-image marker (FF D9) at its end".to_string());
+        }
+        let decoded =
+            image::load_from_memory(bytes).map_err(|e| e.to_string().trim().replace('\n', " "))?;
         let img = match self.color_mode {
             ColorMode::Rgb => {
                 let rgb = decoded.to_rgb8();
@@ -115,6 +119,14 @@ impl FolderOptions {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         self.decode(&bytes)
     }
+}
+
+/// Whether a JPEG ends with its end-of-image marker (within its last KiB, to allow padding).
+/// The decoder fills a truncated JPEG with grey rather than failing, where PIL (and so Keras)
+/// raises "image file is truncated"; the marker is how a cut file shows.
+fn jpeg_ends(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(1024).max(2)..];
+    tail.windows(2).any(|w| w == [0xff, 0xd9])
 }
 
 /// PIL's `convert("L")`: `(R·19595 + G·38470 + B·7471 + 0x8000) >> 16`.
@@ -330,6 +342,16 @@ mod tests {
         assert_eq!(pil_luma([0, 255, 0]), 150.0);
         assert_eq!(pil_luma([0, 0, 255]), 29.0);
         assert_eq!(pil_luma([12, 200, 99]), 132.0);
+    }
+
+    #[test]
+    fn a_jpeg_without_its_end_marker_is_truncated() {
+        let mut jpeg = vec![0xff, 0xd8, 0xff, 0xe0];
+        jpeg.extend(std::iter::repeat_n(0x11, 3000));
+        assert!(!jpeg_ends(&jpeg));
+        jpeg.extend([0xff, 0xd9, 0, 0]);
+        assert!(jpeg_ends(&jpeg));
+        assert!(!jpeg_ends(&[0xff, 0xd8]), "the start marker is not an end");
     }
 
     #[test]
