@@ -169,6 +169,9 @@ struct TrainArgs {
     /// Use only the first N training samples.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// Seed for initialisation, shuffling, dropout and augmentation (overrides the model file).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -487,6 +490,7 @@ fn overrides(args: &TrainArgs) -> Overrides {
         limit: args.limit,
         save: args.save.clone(),
         resume: args.resume.clone(),
+        seed: args.seed,
         backend: args.backend.into(),
     }
 }

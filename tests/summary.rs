@@ -37,6 +37,8 @@ fn shipped_models_have_keras_parameter_counts() {
         ("models/vgg19.ron", 143_667_240, 143_667_240, 0),
         ("models/cats_and_dogs_small.ron", 3_453_121, 3_453_121, 0),
         ("models/mobilenet_v2.ron", 3_538_984, 3_504_872, 34_112),
+        ("models/fashion_small.ron", 225_034, 225_034, 0),
+        ("models/fashion_small_augmented.ron", 225_034, 225_034, 0),
     ];
     for (model, total, trainable, frozen) in expected {
         assert_eq!(

@@ -55,6 +55,7 @@ fn stopping_and_resuming_gives_exactly_the_uninterrupted_weights() {
         limit: Some(320),
         save: Some(whole_dir.clone()),
         resume: None,
+        seed: None,
         backend: cnntui::runtime::Backend::Jit,
     };
     let (_, expected) = train(&whole, |_| None);
@@ -77,6 +78,7 @@ fn stopping_and_resuming_gives_exactly_the_uninterrupted_weights() {
     );
     let resumed = Overrides {
         resume: Some(part_dir.join("checkpoint.safetensors")),
+        seed: None,
         backend: cnntui::runtime::Backend::Jit,
         ..part.clone()
     };
@@ -120,6 +122,7 @@ fn commands_take_effect_at_the_next_batch() {
         limit: Some(320),
         save: Some(dir),
         resume: None,
+        seed: None,
         backend: cnntui::runtime::Backend::Jit,
     };
     let (events, _) = train(&o, |b| match b {
@@ -172,6 +175,7 @@ fn a_few_hundred_steps_learn_mnist() {
         limit: Some(6400),
         save: Some(dir),
         resume: None,
+        seed: None,
         backend: cnntui::runtime::Backend::Jit,
     };
     let (events, _) = train(&o, |_| None);

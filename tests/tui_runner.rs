@@ -40,6 +40,7 @@ fn the_loop_prepares_trains_saves_and_quits_drawing_at_most_ten_frames_a_second(
         limit: Some(256),
         save: Some(save.clone()),
         resume: None,
+        seed: None,
         backend: cnntui::runtime::Backend::Jit,
     };
     spawn_prepare(model("mnist.ron"), overrides, tx.clone());

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
+use cnntui::data::augment::{Affine, FillMode, apply_affine_transform};
 use cnntui::data::image::{
     Border, Filter, Image, ImageError, ImageOp, KMEANS_ITERATIONS, KMeans, SobelOutput, kmeans,
 };
@@ -135,6 +136,38 @@ pub enum ImageCommand {
         #[arg(long, default_value_t = KMEANS_ITERATIONS)]
         iterations: usize,
     },
+    /// One affine warp, as Keras 3's `apply_affine_transform` on a channels-last image:
+    /// `tx` moves content along columns and `ty` along rows (positive: left / up), a positive
+    /// `theta` turns it counter-clockwise, zoom below 1 enlarges; bilinear, around the centre.
+    #[command(allow_negative_numbers = true)]
+    Affine {
+        #[command(flatten)]
+        io: Io,
+        /// Rotation in degrees (counter-clockwise on screen).
+        #[arg(long, default_value_t = 0.0)]
+        theta: f64,
+        /// Shift in pixels along columns (x).
+        #[arg(long, default_value_t = 0.0)]
+        tx: f64,
+        /// Shift in pixels along rows (y).
+        #[arg(long, default_value_t = 0.0)]
+        ty: f64,
+        /// Shear angle in degrees.
+        #[arg(long, default_value_t = 0.0)]
+        shear: f64,
+        /// Zoom of the column coordinate (values below 1 enlarge).
+        #[arg(long, default_value_t = 1.0)]
+        zx: f64,
+        /// Zoom of the row coordinate (values below 1 enlarge).
+        #[arg(long, default_value_t = 1.0)]
+        zy: f64,
+        /// How samples outside the image are filled: nearest, constant, reflect or wrap.
+        #[arg(long, default_value = "nearest")]
+        fill: String,
+        /// The fill value of `--fill constant`, on the 0–255 scale.
+        #[arg(long, default_value_t = 0.0)]
+        cval: f64,
+    },
     /// Anything else: refused with the list of operations.
     #[command(external_subcommand)]
     Unknown(Vec<String>),
@@ -155,7 +188,8 @@ impl ImageCommand {
             | ImageCommand::TvDenoise { io, .. }
             | ImageCommand::Sobel { io, .. }
             | ImageCommand::Canny { io, .. }
-            | ImageCommand::Kmeans { io, .. } => Some(io),
+            | ImageCommand::Kmeans { io, .. }
+            | ImageCommand::Affine { io, .. } => Some(io),
             ImageCommand::Unknown(_) => None,
         }
     }
@@ -212,13 +246,77 @@ impl ImageCommand {
                 seed,
                 iterations,
             },
-            ImageCommand::Unknown(_) => return None,
+            ImageCommand::Affine { .. } | ImageCommand::Unknown(_) => return None,
         })
     }
 }
 
+/// The Keras warp of `cnntui image affine`, checked before the image is read.
+fn affine(cmd: &ImageCommand, input: &std::path::Path) -> Result<Option<Image>> {
+    let ImageCommand::Affine {
+        theta,
+        tx,
+        ty,
+        shear,
+        zx,
+        zy,
+        fill,
+        cval,
+        ..
+    } = cmd
+    else {
+        return Ok(None);
+    };
+    let fill: FillMode = fill.parse()?;
+    let numbers = [
+        ("--theta", theta),
+        ("--tx", tx),
+        ("--ty", ty),
+        ("--shear", shear),
+        ("--zx", zx),
+        ("--zy", zy),
+        ("--cval", cval),
+    ];
+    for (flag, v) in numbers {
+        if !v.is_finite() {
+            anyhow::bail!("{flag} must be a finite number, got {v}");
+        }
+    }
+    let img = Image::open(input)?;
+    let warp = Affine {
+        theta: *theta,
+        tx: *tx,
+        ty: *ty,
+        shear: *shear,
+        zx: *zx,
+        zy: *zy,
+    };
+    Ok(Some(apply_affine_transform(
+        &img,
+        &warp,
+        fill,
+        *cval as f32,
+    )))
+}
+
 /// Runs one `cnntui image` command; returns the exit status.
 pub fn run(cmd: &ImageCommand) -> Result<i32> {
+    if let (Some(io), ImageCommand::Affine { .. }) = (cmd.io(), cmd) {
+        if let Some(out) = affine(cmd, &io.input)? {
+            out.save(&io.output)?;
+            println!(
+                "affine: {} → {} ({}×{})",
+                io.input.display(),
+                io.output.display(),
+                out.width,
+                out.height
+            );
+            if io.show {
+                print!("{}", show::render(&out, 80, 38, !colour_wanted(io)));
+            }
+        }
+        return Ok(0);
+    }
     let (Some(io), Some(op)) = (cmd.io(), cmd.op()) else {
         let given = match cmd {
             ImageCommand::Unknown(args) => args.first().cloned().unwrap_or_default(),

@@ -171,7 +171,10 @@ fn writable_file(file: &Path) -> Result<(), VizError> {
 }
 
 /// The image as the model sees it, and the photograph.
-fn input(l: &Loaded, path: &Path) -> Result<(Vec<f32>, Image, (usize, usize, usize, usize))> {
+/// A rectangle of a photograph: (left, top, right, bottom).
+type Region = (usize, usize, usize, usize);
+
+fn input(l: &Loaded, path: &Path) -> Result<(Vec<f32>, Image, Region)> {
     let shape = l
         .graph
         .input_shape()

@@ -192,6 +192,58 @@ pub enum DataError {
         test: [usize; 2],
     },
 
+    /// An image-folder dataset's directory does not exist or is not a directory.
+    #[error(
+        "{}: not a directory; point `train.data: Folder(dir: ...)` at a directory with one \
+         subdirectory of images per class",
+        dir.display()
+    )]
+    NotAFolderDataset {
+        /// The directory as given.
+        dir: PathBuf,
+    },
+
+    /// An image-folder dataset's directory has no subdirectories.
+    #[error(
+        "{}: no class folders; put the images of each class in a subdirectory named after the \
+         class (e.g. cats/ and dogs/)",
+        dir.display()
+    )]
+    NoClassFolders {
+        /// The directory.
+        dir: PathBuf,
+    },
+
+    /// A class folder without one readable image.
+    #[error(
+        "{}: the class folder `{class}` holds no readable image; add images (JPEG, PNG, BMP, \
+         GIF or WebP) or remove the folder",
+        dir.display()
+    )]
+    EmptyClass {
+        /// The class folder.
+        dir: PathBuf,
+        /// The class name.
+        class: String,
+    },
+
+    /// A validation or test directory whose classes are not the training directory's.
+    #[error(
+        "{}: class folders [{}] differ from the training directory's [{}]; give every split \
+         the same class folders",
+        dir.display(),
+        found.join(", "),
+        expected.join(", ")
+    )]
+    ClassesDiffer {
+        /// The validation or test directory.
+        dir: PathBuf,
+        /// The training classes.
+        expected: Vec<String>,
+        /// This directory's classes.
+        found: Vec<String>,
+    },
+
     /// A validation fraction outside `[0, 1)`.
     #[error("validation split {fraction} is outside [0, 1); use a fraction such as 0.1")]
     BadFraction {

@@ -363,21 +363,110 @@ pub struct TrainSpec {
     pub epochs: Option<i64>,
     #[serde(default)]
     pub validation: ValidationSpec,
-    /// Seeds weight initialisation, shuffling and dropout.
+    /// Seeds weight initialisation, shuffling, dropout and augmentation.
     #[serde(default)]
     pub seed: u64,
+    /// Random augmentation of the training samples.
+    #[serde(default)]
+    pub augment: Option<AugmentSpec>,
 }
 
 /// Where the training data comes from.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum DataSpec {
     /// A directory holding the four MNIST-format IDX files (raw or `.gz`); pixels are
-    /// multiplied by `rescale` (default 1/255).
+    /// multiplied by `rescale` (default 1/255); `limit` keeps the first N training samples.
     Idx {
         dir: String,
         #[serde(default)]
         rescale: Option<f64>,
+        #[serde(default)]
+        limit: Option<i64>,
     },
+    /// Folders of images, one subdirectory per class (Keras `image_dataset_from_directory`).
+    Folder(FolderSpec),
+}
+
+/// An image-folder dataset, with the names of Keras's `image_dataset_from_directory`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderSpec {
+    /// The training directory: one subdirectory per class.
+    pub dir: String,
+    /// A validation directory with the same class folders.
+    #[serde(default)]
+    pub validation_dir: Option<String>,
+    /// A test directory with the same class folders.
+    #[serde(default)]
+    pub test_dir: Option<String>,
+    /// Instead of `validation_dir`: this fraction of `dir`'s files, after a seeded shuffle.
+    #[serde(default)]
+    pub validation_split: Option<f64>,
+    /// Seeds the `validation_split` shuffle (default: `train.seed`).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// `(height, width)` every image is resized to (Keras default `(256, 256)`).
+    #[serde(default)]
+    pub image_size: Option<(i64, i64)>,
+    /// `nearest`, `bilinear` (default), `bicubic`, `lanczos` or `area`, as Pillow resizes.
+    #[serde(default)]
+    pub interpolation: Option<String>,
+    /// `rgb` (default) or `grayscale`.
+    #[serde(default)]
+    pub color_mode: Option<String>,
+    /// `int`, `categorical` or `binary`; when absent, the one the loss takes.
+    #[serde(default)]
+    pub label_mode: Option<String>,
+    /// Multiplies pixel values after augmentation (default 1/255).
+    #[serde(default)]
+    pub rescale: Option<f64>,
+    /// Keep the first N training files.
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// Random augmentation of training samples, with the names and meanings of Keras's
+/// `ImageDataGenerator` (but `width_shift_range` shifts horizontally, as documented).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentSpec {
+    /// Degrees.
+    #[serde(default)]
+    pub rotation_range: f64,
+    /// A fraction of the width (< 1) or pixels (≥ 1).
+    #[serde(default)]
+    pub width_shift_range: f64,
+    /// A fraction of the height (< 1) or pixels (≥ 1).
+    #[serde(default)]
+    pub height_shift_range: f64,
+    /// Degrees (Keras's unit: `shear_range: 0.2` is a 0.2° shear).
+    #[serde(default)]
+    pub shear_range: f64,
+    /// `z` for `[1 - z, 1 + z]`, or a pair `(lo, hi)`.
+    #[serde(default)]
+    pub zoom_range: Option<ZoomSpec>,
+    #[serde(default)]
+    pub horizontal_flip: bool,
+    #[serde(default)]
+    pub vertical_flip: bool,
+    /// `nearest` (default), `constant`, `reflect` or `wrap`.
+    #[serde(default)]
+    pub fill_mode: Option<String>,
+    /// The fill value of `constant`, on the 0–255 scale.
+    #[serde(default)]
+    pub cval: f64,
+    /// `(lo, hi)`: each image's brightness is multiplied by a factor drawn from it.
+    #[serde(default)]
+    pub brightness_range: Option<(f64, f64)>,
+}
+
+/// Keras's `zoom_range`: a float `z` or a pair.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ZoomSpec {
+    Range(f64),
+    Pair((f64, f64)),
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

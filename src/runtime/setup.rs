@@ -1,7 +1,9 @@
 //! Turning a model file and command-line overrides into a ready [`Trainer`]: lowering, data
 //! loading and every check that must fail before training starts (labels that do not fit the
 //! output, an input shape the data does not have, an unwritable save directory, a checkpoint
-//! that does not fit).
+//! that does not fit). Reading `train.data` and `train.augment` is [`load`]'s.
+
+mod load;
 
 use std::path::{Path, PathBuf};
 
@@ -9,9 +11,10 @@ use sha2::{Digest, Sha256};
 
 use super::checkpoint::{self, CheckpointError};
 use super::{Loss, Optimizer, ParamStore, TrainConfig, TrainData, Trainer};
-use crate::data::{self, DataError};
+use crate::data::DataError;
 use crate::ir::{self, Graph, LoadError};
-use crate::model::{self, DataSpec, LossSpec, ModelFile, TrainSpec, ValidationSpec};
+use crate::model::{self, LossSpec, ModelFile, ValidationSpec};
+pub use load::{LabelMode, Loaded, augment, load_data};
 
 /// Command-line overrides of a model's `train` section.
 #[derive(Clone, Debug, Default)]
@@ -22,6 +25,8 @@ pub struct Overrides {
     pub limit: Option<usize>,
     pub save: Option<PathBuf>,
     pub resume: Option<PathBuf>,
+    /// Replaces `train.seed`.
+    pub seed: Option<u64>,
     /// What runs the convolutions and dense layers.
     pub backend: super::Backend,
 }
@@ -57,6 +62,40 @@ pub enum SetupError {
     #[error("{}: the data's images are {data:?} (height, width, channels) but the model's input is {model:?}; change `input` to match", file.display())]
     InputMismatch {
         file: PathBuf,
+        data: [usize; 3],
+        model: Vec<usize>,
+    },
+    #[error("{}: `train.data.label_mode` is \"{label_mode}\" but the loss is {loss:?}, which takes label_mode \"{wanted}\"; use \"int\" with SparseCategoricalCrossentropy, \"categorical\" with CategoricalCrossentropy, \"binary\" with BinaryCrossentropy", file.display())]
+    LabelModeMismatch {
+        file: PathBuf,
+        label_mode: &'static str,
+        loss: LossSpec,
+        wanted: &'static str,
+    },
+    #[error("{}: {} has {classes} class folder(s) ([{}]) but label_mode \"{label_mode}\" needs {needs}; add or remove class folders, or change the loss", file.display(), dir.display(), names.join(", "))]
+    ClassCount {
+        file: PathBuf,
+        dir: PathBuf,
+        classes: usize,
+        names: Vec<String>,
+        label_mode: &'static str,
+        needs: &'static str,
+    },
+    #[error("{}: {classes} classes ([{}]) with label_mode \"{label_mode}\" need {want} output unit(s), but the output layer `{layer}` has {units}; give `{layer}` {want} unit(s)", file.display(), names.join(", "))]
+    OutputMismatch {
+        file: PathBuf,
+        classes: usize,
+        names: Vec<String>,
+        label_mode: &'static str,
+        layer: String,
+        units: usize,
+        want: usize,
+    },
+    #[error("{}: `train.data.image_size` ({}, {}) with color_mode \"{color_mode}\" gives images of {data:?} (height, width, channels), but the model's input is {model:?}; make `image_size` and `color_mode` agree with `input`", file.display(), image_size.0, image_size.1)]
+    ImageSizeMismatch {
+        file: PathBuf,
+        image_size: (usize, usize),
+        color_mode: &'static str,
         data: [usize; 3],
         model: Vec<usize>,
     },
@@ -99,35 +138,63 @@ fn bad(
     }
 }
 
-/// Loads the data a `train` section names, applying `limit` to the training samples.
-///
-/// # Errors
-/// Data errors naming the files.
-pub fn load_data(
-    file: &ModelFile,
-    spec: &TrainSpec,
-    limit: Option<usize>,
-) -> Result<TrainData, SetupError> {
-    let DataSpec::Idx { dir, rescale } = &spec.data;
-    let rescale = rescale.unwrap_or(1.0 / 255.0) as f32;
-    let splits = data::load_idx_dir(&file.resolve(dir), rescale)?;
-    let mut train = splits.train;
-    if let Some(limit) = limit {
-        train = train.take(limit);
-    }
-    let (train, validation) = match spec.validation {
-        ValidationSpec::None => (train, None),
-        ValidationSpec::TestSplit => (train, Some(splits.test.clone())),
-        ValidationSpec::Split(f) => {
-            let (t, v) = train.split_tail(f)?;
-            (t, Some(v))
-        }
+/// Checks a folder dataset's classes and label mode against the output layer.
+fn check_classes(
+    file: &Path,
+    graph: &Graph,
+    loaded: &Loaded,
+    label_mode: LabelMode,
+) -> Result<(), SetupError> {
+    let train = &loaded.data.train;
+    let (classes, names) = (train.classes, train.class_names.clone());
+    let needs = match label_mode {
+        LabelMode::Binary if classes != 2 => Some("exactly 2"),
+        LabelMode::Int | LabelMode::Categorical if classes < 2 => Some("at least 2"),
+        _ => None,
     };
-    Ok(TrainData {
-        train,
-        validation,
-        test: Some(splits.test),
-    })
+    if let Some(needs) = needs {
+        return Err(SetupError::ClassCount {
+            file: file.to_path_buf(),
+            dir: loaded.train_dir.clone().unwrap_or_default(),
+            classes,
+            names,
+            label_mode: label_mode.name(),
+            needs,
+        });
+    }
+    let units = graph.output_shape().elems();
+    let want = if label_mode == LabelMode::Binary {
+        1
+    } else {
+        classes
+    };
+    if units != want {
+        return Err(SetupError::OutputMismatch {
+            file: file.to_path_buf(),
+            classes,
+            names,
+            label_mode: label_mode.name(),
+            layer: graph.nodes[graph.output].name.clone(),
+            units,
+            want,
+        });
+    }
+    if let Some(options) = &loaded.folder {
+        let model = graph.input_shape().0.clone();
+        if train.shape[..] != model[..] {
+            return Err(SetupError::ImageSizeMismatch {
+                file: file.to_path_buf(),
+                image_size: options.image_size,
+                color_mode: match options.color_mode {
+                    crate::data::folder::ColorMode::Rgb => "rgb",
+                    crate::data::folder::ColorMode::Grayscale => "grayscale",
+                },
+                data: train.shape,
+                model,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that labels fit the output layer and images fit the input.
@@ -217,13 +284,16 @@ pub fn prepare_with_weights(
             requested: vec![],
         },
     )?;
-    let spec = file
+    let mut spec = file
         .spec
         .train
         .clone()
         .ok_or_else(|| SetupError::NoTrainSection {
             file: path.to_path_buf(),
         })?;
+    if let Some(seed) = overrides.seed {
+        spec.seed = seed;
+    }
     let flag = |flag: &'static str, v: Option<usize>| match v {
         Some(0) => Err(SetupError::BadFlag { flag, value: 0 }),
         other => Ok(other),
@@ -261,8 +331,12 @@ pub fn prepare_with_weights(
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&graph.name));
     super::trainer::check_writable(&save_dir).map_err(SetupError::SaveDir)?;
-    let data = load_data(&file, &spec, overrides.limit)?;
-    check_data(path, &graph, spec.loss, &data)?;
+    let loaded = load_data(&file, &spec, overrides.limit)?;
+    if let Some(label_mode) = loaded.label_mode {
+        check_classes(path, &graph, &loaded, label_mode)?;
+    }
+    check_data(path, &graph, spec.loss, &loaded.data)?;
+    let data = loaded.data;
 
     let mut params = ParamStore::init(&graph, spec.seed);
     let (mut warnings, preprocessing) =
@@ -281,6 +355,7 @@ pub fn prepare_with_weights(
     };
     let mut trainer = Trainer::new(graph, params, optimizer, loss, data, config);
     trainer.record_preprocessing(preprocessing.and_then(|p| serde_json::to_string(&p).ok()));
+    warnings.extend(loaded.warnings);
     if let Some(resume) = &overrides.resume {
         let ckpt = checkpoint::load(resume)?;
         warnings.extend(trainer.resume(&ckpt)?);

@@ -1,6 +1,8 @@
 //! The trainer: epochs of seeded mini-batches on its own thread, sending [`Event`]s and obeying
 //! [`Command`]s at batch boundaries; validation every epoch, checkpoints and the history beside
-//! them, exact resumption, and a final evaluation on the test split.
+//! them, exact resumption, and a final evaluation on the test split. Samples arrive through the
+//! data pipeline ([`crate::data::pipeline`]): decoded, augmented and rescaled on worker threads
+//! ahead of the batch that needs them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,15 +15,19 @@ use super::{
     Command, EpochMetrics, Event, FeatureMaps, History, LayerHealth, Loss, Mode, Optimizer,
     ParamStore, Plan, Rng, Session,
 };
-use crate::data::Dataset;
+use crate::data::Samples;
+use crate::data::augment::Augment;
+use crate::data::pipeline::{Feed, Loader};
 use crate::ir::Graph;
 
-/// The samples a run trains, validates and tests on.
+/// The samples a run trains, validates and tests on, and how training samples are augmented.
 #[derive(Clone, Debug)]
 pub struct TrainData {
-    pub train: Dataset,
-    pub validation: Option<Dataset>,
-    pub test: Option<Dataset>,
+    pub train: Arc<Samples>,
+    pub validation: Option<Arc<Samples>>,
+    pub test: Option<Arc<Samples>>,
+    /// Random augmentation of each training sample, drawn per (seed, epoch, sample).
+    pub augment: Option<Augment>,
 }
 
 /// Settings of one run (the model file's `train` section, overridden by flags).
@@ -211,7 +217,7 @@ impl Trainer {
     }
 
     /// Evaluates on a dataset in inference mode: (mean loss, accuracy).
-    pub fn evaluate(&self, session: &mut Session, data: &Dataset) -> (f64, f64) {
+    pub fn evaluate(&self, session: &mut Session, data: &Arc<Samples>) -> (f64, f64) {
         evaluate(
             &self.graph,
             &self.params,
@@ -267,12 +273,18 @@ impl Trainer {
             Command::Snapshot => {
                 let (data, i) = self.sample();
                 if !data.is_empty() {
+                    let mut input = vec![0.0; data.image_len()];
+                    if let Err(why) =
+                        Loader::new(data.clone(), None, 0).sample_into(i, None, &mut input)
+                    {
+                        let _ = events.send(Event::Warning(why));
+                    }
                     let snapshot = super::Snapshot {
                         graph: self.graph.clone(),
                         params: self.params.clone(),
                         backend: self.config.backend,
                         input_shape: data.shape.to_vec(),
-                        input: data.image(i).to_vec(),
+                        input,
                         label: data.labels[i],
                     };
                     let _ = events.send(Event::Snapshot(std::sync::Arc::new(snapshot)));
@@ -312,7 +324,7 @@ impl Trainer {
     }
 
     /// The sample image: the first test image, or the first training image.
-    fn sample(&self) -> (&Dataset, usize) {
+    fn sample(&self) -> (&Arc<Samples>, usize) {
         match &self.data.test {
             Some(t) if !t.is_empty() => (t, 0),
             _ => (&self.data.train, 0),
@@ -325,7 +337,10 @@ impl Trainer {
         if data.is_empty() {
             return;
         }
-        let input = data.image(i).to_vec();
+        let mut input = vec![0.0; data.image_len()];
+        if let Err(why) = Loader::new(data.clone(), None, 0).sample_into(i, None, &mut input) {
+            let _ = events.send(Event::Warning(why));
+        }
         let label = data.labels[i];
         let input_shape = data.shape.to_vec();
         // The reference kernels materialise every layer's output, fused or not.
@@ -401,11 +416,15 @@ impl Trainer {
         let bs = self.config.batch_size.min(n.max(1));
         let batches = n.div_ceil(bs);
         let elems = self.data.train.image_len();
+        let loader = Arc::new(Loader::new(
+            self.data.train.clone(),
+            self.data.augment.clone(),
+            self.config.seed,
+        ));
+        let threads = loader.suggested_threads();
         let mut session =
             Session::new(&self.graph, self.loss.link).with_backend(self.config.backend);
         let mut eval = Session::new(&self.graph, self.loss.link).with_backend(self.config.backend);
-        let mut x = vec![0.0f32; bs * elems];
-        let mut labels = vec![0u32; bs];
         let mut grad = Vec::new();
         let mut paused = self.config.start_paused;
         let mut stopped = false;
@@ -439,6 +458,16 @@ impl Trainer {
             rng.shuffle(&mut order);
             self.shuffle_rng = rng;
             let _ = events.send(Event::EpochStarted { epoch });
+            let mut feed = Feed::new(
+                loader.clone(),
+                order,
+                bs,
+                self.state.batch,
+                Some(epoch),
+                threads,
+            );
+            // A batch whose loss was not finite is kept, to run again after the pause.
+            let mut pending = None;
             while self.state.batch < batches {
                 if self.poll(commands, events, &mut paused, &mut eval) {
                     stopped = true;
@@ -446,16 +475,20 @@ impl Trainer {
                 }
                 let batch_start = Instant::now();
                 let b = self.state.batch;
-                let idx = &order[b * bs..((b + 1) * bs).min(n)];
-                let m = idx.len();
-                for (j, &i) in idx.iter().enumerate() {
-                    x[j * elems..(j + 1) * elems].copy_from_slice(self.data.train.image(i));
-                    labels[j] = self.data.train.labels[i];
+                let Some(batch) = pending.take().or_else(|| feed.next()) else {
+                    break;
+                };
+                for problem in &batch.problems {
+                    let _ = events.send(Event::Warning(format!(
+                        "{problem}; a zero image was used instead"
+                    )));
                 }
+                let m = batch.labels.len();
+                let labels = &batch.labels;
                 session.forward(
                     &self.graph,
                     &self.params,
-                    &x[..m * elems],
+                    &batch.x[..m * elems],
                     m,
                     Mode::Train,
                     &mut self.dropout_rng,
@@ -474,6 +507,7 @@ impl Trainer {
                     });
                     paused = true;
                     let _ = events.send(Event::Paused);
+                    pending = Some(batch);
                     continue;
                 }
                 session.backward(&self.graph, &self.params, &self.plan, &grad);
@@ -626,22 +660,19 @@ pub fn evaluate(
     params: &ParamStore,
     loss: &Loss,
     session: &mut Session,
-    data: &Dataset,
+    data: &Arc<Samples>,
     batch: usize,
 ) -> (f64, f64) {
     let mut rng = Rng::new(0);
     let (mut loss_sum, mut correct) = (0.0, 0usize);
-    let elems = data.image_len();
-    for start in (0..data.len()).step_by(batch.max(1)) {
-        let end = (start + batch).min(data.len());
-        let x = &data.images[start * elems..end * elems];
-        session.forward(graph, params, x, end - start, Mode::Infer, &mut rng);
-        let bl = loss.evaluate(
-            session.output(graph),
-            session.logits(),
-            &data.labels[start..end],
-            None,
-        );
+    let loader = Arc::new(Loader::new(data.clone(), None, 0));
+    let threads = loader.suggested_threads();
+    let order = (0..data.len()).collect();
+    // A file that stopped decoding since setup counts as a zero image here; training reports it.
+    for b in Feed::new(loader, order, batch.max(1), 0, None, threads) {
+        let m = b.labels.len();
+        session.forward(graph, params, &b.x, m, Mode::Infer, &mut rng);
+        let bl = loss.evaluate(session.output(graph), session.logits(), &b.labels, None);
         loss_sum += bl.loss_sum;
         correct += bl.correct;
     }

@@ -122,7 +122,8 @@ where
 
 impl ImageOp {
     /// The names of the operations, as `cnntui image` spells them.
-    pub const NAMES: &'static str = "grey, resize, gaussian, tv-denoise, sobel, canny, kmeans";
+    pub const NAMES: &'static str =
+        "grey, resize, gaussian, tv-denoise, sobel, canny, kmeans, affine";
 
     /// The operation's name, as `cnntui image` spells it.
     pub fn name(&self) -> &'static str {

@@ -203,8 +203,10 @@ fn pass(
                         .sum::<f64>() as f32,
                     Rounding::Bytes => {
                         let mut acc: i64 = 1 << (PRECISION_BITS - 1);
+                        // Samples are already whole bytes: `resize` rounds the source and
+                        // every pass writes integers in 0–255.
                         for (i, &w) in fixed[o].iter().enumerate() {
-                            acc += sample(i).round().clamp(0.0, 255.0) as i64 * w;
+                            acc += sample(i) as i64 * w;
                         }
                         (acc >> PRECISION_BITS).clamp(0, 255) as f32
                     }
