@@ -48,6 +48,9 @@ pub struct GroupKernels {
     pub forward: Bound,
     /// The forward kernel's buffer names, in call order.
     pub forward_buffers: Vec<&'static str>,
+    /// A regular convolution's geometry: its forward kernel reads the weights packed by
+    /// [`pack_weights`](cnntui_kernels::jit::conv::pack_weights).
+    pub packed_weights: Option<Conv2dGeom>,
     /// The activation the group applies (inside the kernel unless `deferred`).
     pub activation: Activation,
     /// An activation the kernel leaves to the reference code (softmax/sigmoid/tanh outputs).
@@ -87,6 +90,7 @@ struct Pending {
     conv_out: usize,
     forward: (usize, Vec<usize>),
     forward_buffers: Vec<&'static str>,
+    packed_weights: Option<Conv2dGeom>,
     backward: Option<Vec<(usize, Vec<usize>)>>,
     wt_len: usize,
     has_bias: bool,
@@ -213,6 +217,7 @@ impl CompiledModel {
                 members: p.members,
                 forward,
                 forward_buffers: p.forward_buffers,
+                packed_weights: p.packed_weights,
                 activation: p.activation,
                 deferred: p.deferred,
                 bn: p.bn,
@@ -290,6 +295,7 @@ fn compile_group(
     let name = |what: &str| format!("{}_{what}", graph.nodes[head].name);
     let mut backward = Vec::new();
     let (forward, forward_buffers, conv_out, wt_len, has_bias, has_to_dz, max_pool);
+    let mut packed_weights = None;
     match node.op {
         Op::Conv2D { use_bias, .. } | Op::DepthwiseConv2D { use_bias, .. } => {
             let g: Conv2dGeom = conv_geom(graph, head, n);
@@ -351,6 +357,9 @@ fn compile_group(
                 .collect();
             forward = (items, lens);
             forward_buffers = k.buffers.clone();
+            if depth_multiplier.is_none() {
+                packed_weights = Some(g);
+            }
             conv_out = g.out_h * g.out_w * g.c_out;
             max_pool = pool_epi.filter(|p| p.max).and(pool);
             has_bias = use_bias;
@@ -492,6 +501,7 @@ fn compile_group(
         conv_out,
         forward,
         forward_buffers,
+        packed_weights,
         backward: train.then_some(backward),
         wt_len,
         has_bias,

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 use cnntui_kernels::jit::Buf;
+use cnntui_kernels::jit::conv::pack_weights;
 
 use super::compiled::{CompiledModel, GroupKernels};
 use super::{ParamStore, Plan, Rng, im2col};
@@ -51,6 +52,8 @@ pub struct Session {
     acts: Vec<Vec<f32>>,
     grads: Vec<Vec<f32>>,
     aux: Vec<Aux>,
+    /// Per group head, its kernel packed for the JIT forward kernel (regular convolutions).
+    packed: Vec<Vec<f32>>,
     /// The output's pre-activation, kept when the loss works on logits.
     logits: Vec<f32>,
     link: OutputLink,
@@ -214,6 +217,7 @@ impl Session {
             acts: vec![Vec::new(); nodes],
             grads: vec![Vec::new(); nodes],
             aux: vec![Aux::default(); nodes],
+            packed: vec![Vec::new(); nodes],
             logits: Vec::new(),
             link,
             consumers,
@@ -874,6 +878,11 @@ impl Session {
             }
             _ => (Vec::new(), Vec::new()),
         };
+        let mut packed = std::mem::take(&mut self.packed[g.head]);
+        if let Some(geom) = &g.packed_weights {
+            packed.resize(p[0].len(), 0.0);
+            pack_weights(geom, &p[0], &mut packed);
+        }
         {
             let x = &self.acts[head.inputs[0]];
             let residual = g.residual.map_or(&[][..], |r| &self.acts[r][..]);
@@ -884,6 +893,7 @@ impl Session {
             for name in &g.forward_buffers {
                 bufs.push(match *name {
                     "x" => Buf::F32(x),
+                    "w" if g.packed_weights.is_some() => Buf::F32(&packed),
                     "w" => Buf::F32(&p[0]),
                     "bias" => Buf::F32(&p[1]),
                     "scale" => Buf::F32(&scale),
@@ -896,6 +906,7 @@ impl Session {
             }
             g.forward.run(&mut bufs);
         }
+        self.packed[g.head] = packed;
         if g.deferred {
             if g.tail == graph.output && self.link == OutputLink::Logits {
                 self.logits.clear();
