@@ -376,6 +376,13 @@ impl Trainer {
         let elems = self.data.train.image_len();
         let mut session =
             Session::new(&self.graph, self.loss.link).with_backend(self.config.backend);
+        if self.config.backend == super::Backend::Jit
+            && let Err(why) = self.optimizer.use_jit(&self.graph)
+        {
+            let _ = events.send(Event::Warning(format!(
+                "the optimizer runs on the reference kernels: {why}"
+            )));
+        }
         let mut eval = Session::new(&self.graph, self.loss.link).with_backend(self.config.backend);
         let mut x = vec![0.0f32; bs * elems];
         let mut labels = vec![0u32; bs];
