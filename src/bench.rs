@@ -44,6 +44,9 @@ pub struct Figures {
     /// Layers the JIT left to the reference kernels, and why.
     pub warnings: Vec<String>,
     pub samples_per_s: f64,
+    /// Samples per second of on-CPU time of all the process's threads (median), where Linux
+    /// reports it: on a shared machine wall-clock time includes waiting for a core.
+    pub cpu_samples_per_s: Option<f64>,
     pub gflops: f64,
     pub iterations: usize,
     pub layers: Vec<LayerFigures>,
@@ -57,6 +60,17 @@ pub fn macs(g: &Graph, v: usize) -> usize {
         .first()
         .map_or(0, |&u| g.nodes[u].shape.channels());
     node.op.macs_per_sample(c_in, node.shape.elems())
+}
+
+/// On-CPU nanoseconds of all of this process's threads so far
+/// (`/proc/self/task/*/schedstat`), if Linux reports them.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let s = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -76,6 +90,10 @@ pub fn measure(graph: &Graph, cfg: &BenchConfig) -> Figures {
     let loss = Loss::new(loss_spec, graph);
     let mut params = ParamStore::init(graph, 0);
     let mut optimizer = Optimizer::new(OptimizerSpec::default(), graph);
+    if cfg.backend == Backend::Jit {
+        // The reference step stays when the JIT cannot compile it (said by the session).
+        let _ = optimizer.use_jit(graph);
+    }
     let mut rng = Rng::new(1);
     let n = cfg.batch;
     let x: Vec<f32> = (0..n * graph.input_shape().elems())
@@ -108,13 +126,18 @@ pub fn measure(graph: &Graph, cfg: &BenchConfig) -> Figures {
     step(&mut session);
     step(&mut session);
     let mut totals = Vec::new();
+    let mut cpu = Vec::new();
     let mut per_layer: Vec<Vec<[f64; 2]>> = vec![Vec::new(); graph.nodes.len()];
     let started = Instant::now();
     while totals.len() < cfg.min_iters || started.elapsed() < cfg.budget {
         session.start_timing();
+        let cpu0 = process_cpu_ns();
         let t = Instant::now();
         step(&mut session);
         totals.push(t.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (cpu0, process_cpu_ns()) {
+            cpu.push(b.saturating_sub(a) as f64 * 1e-9);
+        }
         if let Some(times) = &session.timings {
             for (v, t) in times.iter().enumerate() {
                 per_layer[v].push([t[0].as_secs_f64(), t[1].as_secs_f64()]);
@@ -155,10 +178,98 @@ pub fn measure(graph: &Graph, cfg: &BenchConfig) -> Figures {
         compile_ms,
         warnings,
         samples_per_s: n as f64 / total.max(1e-12),
+        cpu_samples_per_s: (cpu.len() == totals.len()).then(|| n as f64 / median(cpu).max(1e-12)),
         gflops: all_flops / total.max(1e-12) / 1e9,
         iterations: totals.len(),
         layers,
     }
+}
+
+/// One fused group with a pool, timed fused and unfused (forward plus, in training,
+/// backward, summed over the group's layers; medians).
+#[derive(Clone, Debug, Serialize)]
+pub struct FusionRow {
+    /// The group's layers, head first.
+    pub layers: Vec<String>,
+    pub kind: String,
+    pub fused_ms: f64,
+    pub unfused_ms: f64,
+}
+
+/// Fused against unfused for every fused group of `graph` that contains a pooling layer:
+/// `fused` measured on `graph`, `unfused` on the same model without the fusion pass (its
+/// layers, by name, run one kernel each).
+pub fn fusion_comparison(graph: &Graph, fused: &Figures, unfused: &Figures) -> Vec<FusionRow> {
+    let time = |f: &Figures, name: &str| {
+        f.layers
+            .iter()
+            .find(|l| l.name == name)
+            .map_or(0.0, |l| l.forward_ms + l.backward_ms.unwrap_or(0.0))
+    };
+    graph
+        .groups
+        .iter()
+        .filter(|g| {
+            g.members.iter().any(|&m| {
+                matches!(
+                    graph.nodes[m].op,
+                    crate::ir::Op::MaxPooling2D { .. } | crate::ir::Op::AveragePooling2D { .. }
+                )
+            })
+        })
+        .map(|g| {
+            let layers: Vec<String> = g
+                .members
+                .iter()
+                .map(|&m| graph.nodes[m].name.clone())
+                .collect();
+            FusionRow {
+                kind: g.kind.clone(),
+                fused_ms: layers.iter().map(|l| time(fused, l)).sum(),
+                unfused_ms: layers.iter().map(|l| time(unfused, l)).sum(),
+                layers,
+            }
+        })
+        .collect()
+}
+
+/// The `--baselines` figures, each run capped at `budget`: the same model on the unfused JIT
+/// (`unfused` is the graph before the fusion pass), on the reference kernels and on the
+/// im2col + ndarray baseline, as `{name: {samples_per_s, gflops}}`; and the per-group fused
+/// against unfused comparison ([`fusion_comparison`]) of `fused`, measured on `graph`.
+pub fn baselines(
+    graph: &Graph,
+    unfused: &Graph,
+    cfg: &BenchConfig,
+    fused: &Figures,
+) -> (serde_json::Map<String, serde_json::Value>, Vec<FusionRow>) {
+    let mut out = serde_json::Map::new();
+    let mut fusion = Vec::new();
+    for (name, backend, g) in [
+        ("unfused_jit", Backend::Jit, unfused),
+        ("reference", Backend::Reference, graph),
+        ("im2col_ndarray", Backend::Im2col, graph),
+    ] {
+        let f = measure(
+            g,
+            &BenchConfig {
+                backend,
+                ..cfg.clone()
+            },
+        );
+        if name == "unfused_jit" {
+            fusion = fusion_comparison(graph, fused, &f);
+        }
+        out.insert(
+            name.to_string(),
+            serde_json::json!({
+                "samples_per_s": f.samples_per_s,
+                "cpu_samples_per_s": f.cpu_samples_per_s,
+                "gflops": f.gflops,
+            }),
+        );
+    }
+    (out, fusion)
 }
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`), if known.

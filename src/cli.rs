@@ -308,6 +308,7 @@ fn bench(args: BenchArgs) -> Result<i32> {
         anyhow::bail!("--seconds must be a positive number");
     }
     let mut graph = ir::load(&args.model)?;
+    let unfused = graph.clone();
     let backend = args.backend.into();
     let passes_started = std::time::Instant::now();
     let target = passes::Target {
@@ -329,27 +330,16 @@ fn bench(args: BenchArgs) -> Result<i32> {
     for w in &figures.warnings {
         eprintln!("warning: {w}");
     }
-    let baselines = args.baselines.then(|| {
-        let mut out = serde_json::Map::new();
-        for (name, b) in [
-            ("reference", Backend::Reference),
-            ("im2col_ndarray", Backend::Im2col),
-        ] {
-            let f = measure(
-                &graph,
-                &BenchConfig {
-                    backend: b,
-                    budget: budget.min(std::time::Duration::from_secs(10)),
-                    ..cfg.clone()
-                },
-            );
-            out.insert(
-                name.to_string(),
-                serde_json::json!({ "samples_per_s": f.samples_per_s, "gflops": f.gflops }),
-            );
-        }
-        out
-    });
+    let capped = BenchConfig {
+        budget: budget.min(std::time::Duration::from_secs(10)),
+        ..cfg.clone()
+    };
+    let (baselines, fusion) = if args.baselines {
+        let (b, f) = cnntui::bench::baselines(&graph, &unfused, &capped, &figures);
+        (Some(b), f)
+    } else {
+        (None, Vec::new())
+    };
     let threads = rayon::current_num_threads();
     let peak = peak_rss_mb();
     let mode_name = if mode == Mode::Train {
@@ -367,6 +357,7 @@ fn bench(args: BenchArgs) -> Result<i32> {
             "batch": batch,
             "threads": threads,
             "samples_per_s": figures.samples_per_s,
+            "cpu_samples_per_s": figures.cpu_samples_per_s,
             "gflops": figures.gflops,
             "peak_rss_mb": peak,
             "iterations": figures.iterations,
@@ -374,6 +365,7 @@ fn bench(args: BenchArgs) -> Result<i32> {
         });
         if let Some(b) = baselines {
             v["baselines"] = serde_json::Value::Object(b);
+            v["fusion"] = serde_json::to_value(&fusion)?;
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
@@ -414,6 +406,15 @@ fn bench(args: BenchArgs) -> Result<i32> {
                 v["samples_per_s"].as_f64().unwrap_or(0.0)
             );
         }
+    }
+    for f in &fusion {
+        println!(
+            "fused {} ({}): {:.3} ms, unfused {:.3} ms",
+            f.layers.join(" + "),
+            f.kind,
+            f.fused_ms,
+            f.unfused_ms
+        );
     }
     Ok(0)
 }

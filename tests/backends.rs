@@ -6,14 +6,18 @@
 use std::path::Path;
 
 use cnntui::ir::{self, Graph};
-use cnntui::model::{LossSpec, ModelFile};
+use cnntui::model::{LossSpec, ModelFile, OptimizerSpec};
 use cnntui::passes::{Target, optimize};
-use cnntui::runtime::{Backend, Loss, Mode, ParamStore, Plan, Rng, Session};
+use cnntui::runtime::{Backend, Loss, Mode, Optimizer, ParamStore, Plan, Rng, Session};
 
-fn graph(src: &str, training: bool) -> Graph {
+fn unfused_graph(src: &str) -> Graph {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/test.ron");
     let file = ModelFile::from_source(&path, src).expect("parses");
-    let mut g = ir::lower(&file).expect("lowers");
+    ir::lower(&file).expect("lowers")
+}
+
+fn graph(src: &str, training: bool) -> Graph {
+    let mut g = unfused_graph(src);
     optimize(
         &mut g,
         &Target {
@@ -96,8 +100,12 @@ fn run(g: &Graph, backend: Backend, mode: Mode, n: usize) -> (Vec<f32>, ParamSto
 }
 
 fn check(name: &str, src: &str, n: usize) {
+    check_graphs(name, n, |mode| graph(src, mode == Mode::Train));
+}
+
+fn check_graphs(name: &str, n: usize, graph: impl Fn(Mode) -> Graph) {
     for mode in [Mode::Train, Mode::Infer] {
-        let g = graph(src, mode == Mode::Train);
+        let g = graph(mode);
         let (out_r, grads_r, _) = run(&g, Backend::Reference, mode, n);
         let (out_j, grads_j, warnings) = run(&g, Backend::Jit, mode, n);
         assert!(
@@ -130,6 +138,52 @@ fn check(name: &str, src: &str, n: usize) {
 #[test]
 fn mnist_convnet_agrees_on_both_backends() {
     check("mnist", &file("mnist.ron"), 5);
+}
+
+#[test]
+fn unfused_mnist_convnet_with_standalone_jit_pools_agrees_on_both_backends() {
+    let src = file("mnist.ron");
+    check_graphs("unfused mnist", 5, |_| unfused_graph(&src));
+}
+
+#[test]
+fn jit_optimizer_steps_match_the_reference() {
+    let g = graph(&file("mnist.ron"), true);
+    for spec in [
+        "SGD(learning_rate: 0.1, momentum: 0.9, nesterov: true)",
+        "RMSprop(learning_rate: 0.01)",
+        "RMSprop(learning_rate: 0.01, momentum: 0.5)",
+        "Adam(learning_rate: 0.01)",
+    ] {
+        let spec: OptimizerSpec = ron::from_str(spec).expect("optimizer spec");
+        let grads = ParamStore::init(&g, 11);
+        let mut results = Vec::new();
+        for jit in [false, true] {
+            let mut params = ParamStore::init(&g, 7);
+            let mut opt = Optimizer::new(spec, &g);
+            if jit {
+                opt.use_jit(&g).expect("JIT optimizer compiles");
+            }
+            let layers = vec![true; g.nodes.len()];
+            for _ in 0..3 {
+                opt.apply(&g, &mut params, &grads, &layers);
+            }
+            results.push(params);
+        }
+        for (v, node) in g.nodes.iter().enumerate() {
+            for (k, p) in node.params.iter().enumerate() {
+                let (a, b) = (&results[0].tensors[v][k], &results[1].tensors[v][k]);
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                        "{spec:?} {}/{}: {x} vs {y}",
+                        node.name,
+                        p.name
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -170,6 +170,21 @@ fn bench_convs(c: &mut Criterion) {
             geom(1, (224, 224, 64), 3, 64, true),
             false,
         ),
+        (
+            "vgg_block3_conv2_56x56x256_256",
+            geom(1, (56, 56, 256), 3, 256, true),
+            false,
+        ),
+        (
+            "vgg_block4_conv2_28x28x512_512",
+            geom(1, (28, 28, 512), 3, 512, true),
+            false,
+        ),
+        (
+            "vgg_block5_conv2_14x14x512_512",
+            geom(1, (14, 14, 512), 3, 512, true),
+            false,
+        ),
     ];
     let mut group = c.benchmark_group("conv");
     group.sample_size(20);

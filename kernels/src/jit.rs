@@ -339,6 +339,19 @@ impl Bound {
     /// When the number of buffers or any buffer's length differs from the bound figures (a
     /// bug in the caller, never user input).
     pub fn run(&self, bufs: &mut [Buf<'_>]) {
+        self.run_split(bufs, rayon::current_num_threads().max(1));
+    }
+
+    /// Runs every work item on the calling thread: for kernels too small to repay waking
+    /// the other threads (a parameter update of a few thousand elements).
+    ///
+    /// # Panics
+    /// As [`Bound::run`].
+    pub fn run_here(&self, bufs: &mut [Buf<'_>]) {
+        self.run_split(bufs, 1);
+    }
+
+    fn run_split(&self, bufs: &mut [Buf<'_>], threads: usize) {
         assert_eq!(
             bufs.len(),
             self.lens.len(),
@@ -354,7 +367,11 @@ impl Bound {
             );
         }
         let ptrs = SharedPtrs(bufs.iter_mut().map(Buf::ptr).collect());
-        let threads = rayon::current_num_threads().max(1);
+        if threads == 1 {
+            // SAFETY: as in the parallel case below, with one range on this thread.
+            unsafe { self.kernel.call(&ptrs.0, 0, self.items) };
+            return;
+        }
         let chunk = self.items.div_ceil(threads).max(1);
         let ranges: Vec<(usize, usize)> = (0..self.items)
             .step_by(chunk)

@@ -7,15 +7,20 @@
 //! on the reference kernels, with one warning naming the layer and the reason. Kernels are
 //! specialised on the batch size, so a session compiles one model per batch size it meets.
 //!
-//! The optimizer step and the layers that are not convolutions or dense layers (standalone
-//! pooling, batch-norm in training, softmax, ...) run on the reference kernels here.
+//! The optimizer step has its own compiled kernels ([`optimizer::CompiledOptimizer`]). The
+//! layers that are not convolutions or dense layers (batch-norm in training, softmax, ...) run
+//! on the reference kernels.
+
+pub mod optimizer;
 
 use std::time::Instant;
 
 use cnntui_kernels::jit::backward::activation::emit_activation_backward;
+use cnntui_kernels::jit::backward::pool::ArgmaxIndex;
 use cnntui_kernels::jit::backward::{conv as bconv, dense as bdense, pool as bpool};
 use cnntui_kernels::jit::conv::{ConvForwardSpec, PoolEpilogue, emit_conv_forward};
 use cnntui_kernels::jit::dense::{DenseSpec, emit_dense_forward};
+use cnntui_kernels::jit::pool::{PoolSpec, emit_pool_forward};
 use cnntui_kernels::jit::{Bound, Jit, JitError, Kernel};
 use cnntui_kernels::reference::Activation;
 use cnntui_kernels::{Conv2dGeom, Pool2dGeom};
@@ -48,6 +53,9 @@ pub struct GroupKernels {
     pub forward: Bound,
     /// The forward kernel's buffer names, in call order.
     pub forward_buffers: Vec<&'static str>,
+    /// A regular convolution's geometry: its forward kernel reads the weights packed by
+    /// [`pack_weights`](cnntui_kernels::jit::conv::pack_weights).
+    pub packed_weights: Option<Conv2dGeom>,
     /// The activation the group applies (inside the kernel unless `deferred`).
     pub activation: Activation,
     /// An activation the kernel leaves to the reference code (softmax/sigmoid/tanh outputs).
@@ -61,6 +69,16 @@ pub struct GroupKernels {
     pub backward: Option<GroupBackward>,
 }
 
+/// The kernels of a pooling layer outside any fused group.
+#[derive(Clone, Debug)]
+pub struct PoolKernels {
+    /// Buffers `x`, `y`, then `argmax` (max-pool in training).
+    pub forward: Bound,
+    pub argmax: bool,
+    /// Training: buffers `argmax` (max only), `dy`, `dx` (overwritten).
+    pub backward: Option<Bound>,
+}
+
 /// JIT kernels for one graph at one batch size and mode.
 #[derive(Debug)]
 pub struct CompiledModel {
@@ -70,6 +88,8 @@ pub struct CompiledModel {
     pub groups: Vec<Option<GroupKernels>>,
     /// `in_group[node]`: the head of the compiled group the node belongs to.
     pub in_group: Vec<Option<NodeId>>,
+    /// `pools[node]` for each standalone max- or average-pooling layer.
+    pub pools: Vec<Option<PoolKernels>>,
     pub warnings: Vec<String>,
     pub kernels: usize,
     pub compile_ms: f64,
@@ -87,6 +107,7 @@ struct Pending {
     conv_out: usize,
     forward: (usize, Vec<usize>),
     forward_buffers: Vec<&'static str>,
+    packed_weights: Option<Conv2dGeom>,
     backward: Option<Vec<(usize, Vec<usize>)>>,
     wt_len: usize,
     has_bias: bool,
@@ -161,6 +182,30 @@ impl CompiledModel {
                 Err(e) => return Err(e),
             }
         }
+        // Standalone pooling layers, after every group.
+        let mut pool_pending = Vec::new();
+        for (v, node) in graph.nodes.iter().enumerate() {
+            let max = match node.op {
+                Op::MaxPooling2D { .. } => true,
+                Op::AveragePooling2D { .. } => false,
+                _ => continue,
+            };
+            if graph.group_of(v).is_some() {
+                continue;
+            }
+            let mark = jit.defined();
+            match compile_pool(&mut jit, graph, v, max, batch, mode) {
+                Ok(p) => pool_pending.push(p),
+                Err(JitError::Unsupported(why)) => {
+                    jit.truncate(mark);
+                    warnings.push(format!(
+                        "layer `{}` runs on the reference kernels: {why}",
+                        node.name
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let kernels = jit.finish()?;
         progress(total, total);
         let mut kernels = kernels.into_iter();
@@ -213,6 +258,7 @@ impl CompiledModel {
                 members: p.members,
                 forward,
                 forward_buffers: p.forward_buffers,
+                packed_weights: p.packed_weights,
                 activation: p.activation,
                 deferred: p.deferred,
                 bn: p.bn,
@@ -222,16 +268,88 @@ impl CompiledModel {
                 backward,
             });
         }
+        let mut pools = vec![None; graph.nodes.len()];
+        for p in pool_pending {
+            let forward = take(p.forward)?;
+            let backward = match p.backward {
+                Some(b) => Some(take(b)?),
+                None => None,
+            };
+            kernel_count += 1 + usize::from(backward.is_some());
+            pools[p.node] = Some(PoolKernels {
+                forward,
+                argmax: p.argmax,
+                backward,
+            });
+        }
         Ok(CompiledModel {
             batch,
             mode,
             groups,
             in_group,
+            pools,
             warnings,
             kernels: kernel_count,
             compile_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     }
+}
+
+struct PoolPending {
+    node: NodeId,
+    argmax: bool,
+    forward: (usize, Vec<usize>),
+    backward: Option<(usize, Vec<usize>)>,
+}
+
+/// Emits a standalone pooling layer's forward kernel and, in training, its backward.
+fn compile_pool(
+    jit: &mut Jit,
+    graph: &Graph,
+    v: NodeId,
+    max: bool,
+    n: usize,
+    mode: Mode,
+) -> Result<PoolPending, JitError> {
+    let train = mode == Mode::Train;
+    let g: Pool2dGeom = pool_geom(graph, v, n);
+    let name = &graph.nodes[v].name;
+    let spec = PoolSpec {
+        geom: g,
+        max,
+        record_argmax: max && train,
+    };
+    let k = emit_pool_forward(jit, &format!("{name}_forward"), &spec)?;
+    let (x_len, y_len) = (g.input_len(), g.output_len());
+    let lens = k
+        .buffers
+        .iter()
+        .map(|b| if *b == "x" { x_len } else { y_len })
+        .collect();
+    let forward = (n * k.items_per_sample, lens);
+    let argmax = k.buffers.contains(&"argmax");
+    let backward = if !train {
+        None
+    } else if argmax {
+        let items = bpool::emit_max_pool_backward(
+            jit,
+            &format!("{name}_backward"),
+            &g,
+            ArgmaxIndex::Buffer,
+        )?;
+        Some((items, vec![y_len, y_len, x_len]))
+    } else if !max {
+        let items = bpool::emit_avg_pool_backward(jit, &format!("{name}_backward"), &g)?;
+        Some((items, vec![y_len, x_len]))
+    } else {
+        return Err(unsupported("max-pool backward without an argmax"));
+    };
+    Ok(PoolPending {
+        node: v,
+        argmax,
+        forward,
+        backward,
+    })
 }
 
 /// Emits one group's kernels; returns what `compile` needs to bind them, in emission order.
@@ -290,6 +408,7 @@ fn compile_group(
     let name = |what: &str| format!("{}_{what}", graph.nodes[head].name);
     let mut backward = Vec::new();
     let (forward, forward_buffers, conv_out, wt_len, has_bias, has_to_dz, max_pool);
+    let mut packed_weights = None;
     match node.op {
         Op::Conv2D { use_bias, .. } | Op::DepthwiseConv2D { use_bias, .. } => {
             let g: Conv2dGeom = conv_geom(graph, head, n);
@@ -351,6 +470,9 @@ fn compile_group(
                 .collect();
             forward = (items, lens);
             forward_buffers = k.buffers.clone();
+            if depth_multiplier.is_none() {
+                packed_weights = Some(g);
+            }
             conv_out = g.out_h * g.out_w * g.c_out;
             max_pool = pool_epi.filter(|p| p.max).and(pool);
             has_bias = use_bias;
@@ -492,6 +614,7 @@ fn compile_group(
         conv_out,
         forward,
         forward_buffers,
+        packed_weights,
         backward: train.then_some(backward),
         wt_len,
         has_bias,

@@ -2,9 +2,12 @@
 //! Adam. State slots are kept per parameter and saved in checkpoints as
 //! `optimizer/{layer}/{param}/{slot}`.
 
+use std::sync::Arc;
+
 use cnntui_kernels::reference as k;
 
 use super::ParamStore;
+use super::compiled::optimizer::CompiledOptimizer;
 use crate::ir::{Graph, ParamKind};
 use crate::model::OptimizerSpec;
 
@@ -18,6 +21,43 @@ pub struct Optimizer {
     pub step: u64,
     /// Named state slots, each shaped like the parameters.
     pub slots: Vec<(&'static str, ParamStore)>,
+    /// JIT update kernels ([`Optimizer::use_jit`]); `None` runs the reference step.
+    jit: Option<Arc<CompiledOptimizer>>,
+}
+
+/// `spec` with the learning rate zeroed: what the compiled kernels depend on.
+fn hyper(spec: OptimizerSpec) -> OptimizerSpec {
+    match spec {
+        OptimizerSpec::SGD {
+            momentum, nesterov, ..
+        } => OptimizerSpec::SGD {
+            learning_rate: 0.0,
+            momentum,
+            nesterov,
+        },
+        OptimizerSpec::RMSprop {
+            rho,
+            momentum,
+            epsilon,
+            ..
+        } => OptimizerSpec::RMSprop {
+            learning_rate: 0.0,
+            rho,
+            momentum,
+            epsilon,
+        },
+        OptimizerSpec::Adam {
+            beta_1,
+            beta_2,
+            epsilon,
+            ..
+        } => OptimizerSpec::Adam {
+            learning_rate: 0.0,
+            beta_1,
+            beta_2,
+            epsilon,
+        },
+    }
 }
 
 impl Optimizer {
@@ -37,6 +77,23 @@ impl Optimizer {
                 .iter()
                 .map(|&n| (n, ParamStore::zeros_like(graph)))
                 .collect(),
+            jit: None,
+        }
+    }
+
+    /// Runs the updates of `graph`'s weights on JIT kernels from now on (the same rules, in
+    /// the same order, as the reference step). Returns why not when the JIT cannot compile
+    /// them; the reference step then keeps running.
+    pub fn use_jit(&mut self, graph: &Graph) -> Result<(), String> {
+        match CompiledOptimizer::compile(hyper(self.spec), graph) {
+            Ok(c) => {
+                self.jit = Some(Arc::new(c));
+                Ok(())
+            }
+            Err(e) => {
+                self.jit = None;
+                Err(e.to_string())
+            }
         }
     }
 
@@ -61,6 +118,11 @@ impl Optimizer {
         self.step += 1;
         let lr = self.learning_rate as f32;
         let t = self.step;
+        // Kernels compiled for other hyper-parameters (or another graph) are not used.
+        let jit = self
+            .jit
+            .as_ref()
+            .filter(|j| j.spec == hyper(self.spec) && j.nodes() == graph.nodes.len());
         for (v, node) in graph.nodes.iter().enumerate() {
             if !layers[v] {
                 continue;
@@ -71,6 +133,15 @@ impl Optimizer {
                 }
                 let w = &mut params.tensors[v][i];
                 let g = &grads.tensors[v][i];
+                if let Some(j) = jit.filter(|j| j.has(v, i)) {
+                    let slots = self
+                        .slots
+                        .iter_mut()
+                        .map(|(_, s)| &mut s.tensors[v][i][..])
+                        .collect();
+                    j.step((v, i), w, g, slots, lr, t);
+                    continue;
+                }
                 let mut slot = self.slots.iter_mut().map(|(_, s)| &mut s.tensors[v][i]);
                 match self.spec {
                     OptimizerSpec::SGD {

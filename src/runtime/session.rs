@@ -12,8 +12,9 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 use cnntui_kernels::jit::Buf;
+use cnntui_kernels::jit::conv::pack_weights;
 
-use super::compiled::{CompiledModel, GroupKernels};
+use super::compiled::{CompiledModel, GroupKernels, PoolKernels};
 use super::{ParamStore, Plan, Rng, im2col};
 use crate::ir::{Graph, NodeId, Op};
 
@@ -51,6 +52,12 @@ pub struct Session {
     acts: Vec<Vec<f32>>,
     grads: Vec<Vec<f32>>,
     aux: Vec<Aux>,
+    /// Per group head, its kernel packed for the JIT forward kernel (regular convolutions).
+    packed: Vec<Vec<f32>>,
+    /// Per group head, the JIT backward's scratch: the pre-activation gradient `dz` and the
+    /// transposed kernel, kept between steps (every element is overwritten before it is read).
+    dz: Vec<Vec<f32>>,
+    wt: Vec<Vec<f32>>,
     /// The output's pre-activation, kept when the loss works on logits.
     logits: Vec<f32>,
     link: OutputLink,
@@ -214,6 +221,9 @@ impl Session {
             acts: vec![Vec::new(); nodes],
             grads: vec![Vec::new(); nodes],
             aux: vec![Aux::default(); nodes],
+            packed: vec![Vec::new(); nodes],
+            dz: vec![Vec::new(); nodes],
+            wt: vec![Vec::new(); nodes],
             logits: Vec::new(),
             link,
             consumers,
@@ -346,7 +356,20 @@ impl Session {
             let mut y = std::mem::take(&mut self.acts[v]);
             y.resize(len, 0.0);
             let t = std::time::Instant::now();
-            self.forward_node(graph, params, v, x, &mut y, mode, rng);
+            let pool = compiled.as_ref().and_then(|c| c.pools[v].as_ref());
+            if let Some(pk) = pool {
+                let x = &self.acts[node.inputs[0]];
+                let mut argmax = std::mem::take(&mut self.aux[v].argmax);
+                argmax.resize(if pk.argmax { len } else { 0 }, 0);
+                let mut bufs = vec![Buf::F32(x), Buf::F32Mut(&mut y)];
+                if pk.argmax {
+                    bufs.push(Buf::U32Mut(&mut argmax));
+                }
+                pk.forward.run(&mut bufs);
+                self.aux[v].argmax = argmax;
+            } else {
+                self.forward_node(graph, params, v, x, &mut y, mode, rng);
+            }
             self.record(v, 0, t);
             if mode == Mode::Train && is_relu_family(node.op.activation()) && len > 0 {
                 let zeros = y.par_iter().filter(|&&v| v == 0.0).count();
@@ -574,7 +597,14 @@ impl Session {
             }
             if plan.out_grad[v] {
                 let t = std::time::Instant::now();
-                self.backward_node(graph, params, plan, v);
+                let pool = compiled
+                    .as_ref()
+                    .and_then(|c| c.pools[v].as_ref())
+                    .filter(|p| p.backward.is_some());
+                match pool {
+                    Some(p) => self.jit_pool_backward(graph, plan, v, p),
+                    None => self.backward_node(graph, params, plan, v),
+                }
                 self.record(v, 1, t);
             }
         }
@@ -874,6 +904,11 @@ impl Session {
             }
             _ => (Vec::new(), Vec::new()),
         };
+        let mut packed = std::mem::take(&mut self.packed[g.head]);
+        if let Some(geom) = &g.packed_weights {
+            packed.resize(p[0].len(), 0.0);
+            pack_weights(geom, &p[0], &mut packed);
+        }
         {
             let x = &self.acts[head.inputs[0]];
             let residual = g.residual.map_or(&[][..], |r| &self.acts[r][..]);
@@ -884,6 +919,7 @@ impl Session {
             for name in &g.forward_buffers {
                 bufs.push(match *name {
                     "x" => Buf::F32(x),
+                    "w" if g.packed_weights.is_some() => Buf::F32(&packed),
                     "w" => Buf::F32(&p[0]),
                     "bias" => Buf::F32(&p[1]),
                     "scale" => Buf::F32(&scale),
@@ -896,6 +932,7 @@ impl Session {
             }
             g.forward.run(&mut bufs);
         }
+        self.packed[g.head] = packed;
         if g.deferred {
             if g.tail == graph.output && self.link == OutputLink::Logits {
                 self.logits.clear();
@@ -923,15 +960,38 @@ impl Session {
         self.aux[g.tail].argmax = argmax;
     }
 
+    /// Runs a standalone pooling layer's backward kernel (buffers `argmax` for a max-pool,
+    /// `dy`, `dx`).
+    fn jit_pool_backward(&mut self, graph: &Graph, plan: &Plan, v: NodeId, p: &PoolKernels) {
+        let u = graph.nodes[v].inputs[0];
+        let Some(k) = p.backward.as_ref().filter(|_| plan.out_grad[u]) else {
+            return;
+        };
+        let len = self.batch * graph.nodes[u].shape.elems();
+        let mut dx = vec![0.0; len];
+        {
+            let dy = &self.grads[v];
+            let argmax = &self.aux[v].argmax;
+            if !p.argmax {
+                k.run(&mut [Buf::F32(dy), Buf::F32Mut(&mut dx)]);
+            } else {
+                k.run(&mut [Buf::U32(argmax), Buf::F32(dy), Buf::F32Mut(&mut dx)]);
+            }
+        }
+        self.give(u, dx);
+    }
+
     /// Runs a compiled group's backward kernels: `dz`, then weight, bias and input gradients.
     fn jit_backward(&mut self, graph: &Graph, params: &ParamStore, plan: &Plan, g: &GroupKernels) {
         let Some(b) = &g.backward else { return };
         let n = self.batch;
         let dy = std::mem::take(&mut self.grads[g.tail]);
         let at_logits = g.tail == graph.output && self.link == OutputLink::Logits;
+        let dz_buf = std::mem::take(&mut self.dz[g.head]);
         let dz_owned = match &b.to_dz {
             Some(k) if !at_logits => {
-                let mut dz = vec![0.0; n * g.conv_out];
+                let mut dz = dz_buf;
+                dz.resize(n * g.conv_out, 0.0);
                 let y = &self.acts[g.tail];
                 if g.max_pool.is_some() {
                     k.run(&mut [
@@ -961,13 +1021,26 @@ impl Session {
             }
         }
         if plan.out_grad[u] {
-            let mut wt = vec![0.0; b.wt_len];
+            let mut wt = std::mem::take(&mut self.wt[g.head]);
+            wt.resize(b.wt_len, 0.0);
             b.input.0.run(&mut [Buf::F32(&p[0]), Buf::F32Mut(&mut wt)]);
-            let mut dx = vec![0.0; n * graph.nodes[u].shape.elems()];
+            let len = n * graph.nodes[u].shape.elems();
+            // The kernel overwrites every element: a sole consumer's gradient buffer (sized
+            // by `backward`) is reused instead of allocating a zeroed one.
+            let mut dx = if self.consumers[u] <= 1 {
+                std::mem::take(&mut self.grads[u])
+            } else {
+                Vec::new()
+            };
+            dx.resize(len, 0.0);
             b.input
                 .1
                 .run(&mut [Buf::F32(dz), Buf::F32(&wt), Buf::F32Mut(&mut dx)]);
+            self.wt[g.head] = wt;
             self.give(u, dx);
+        }
+        if let Some(dz) = dz_owned {
+            self.dz[g.head] = dz;
         }
         self.grads[g.tail] = dy;
     }

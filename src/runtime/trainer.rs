@@ -424,6 +424,13 @@ impl Trainer {
         let threads = loader.suggested_threads();
         let mut session =
             Session::new(&self.graph, self.loss.link).with_backend(self.config.backend);
+        if self.config.backend == super::Backend::Jit
+            && let Err(why) = self.optimizer.use_jit(&self.graph)
+        {
+            let _ = events.send(Event::Warning(format!(
+                "the optimizer runs on the reference kernels: {why}"
+            )));
+        }
         let mut eval = Session::new(&self.graph, self.loss.link).with_backend(self.config.backend);
         let mut grad = Vec::new();
         let mut paused = self.config.start_paused;

@@ -20,7 +20,17 @@
 //! the weights need no repacking and every address is a constant offset from two pointers.
 //! Columns whose window crosses the left or right padding are emitted one by one with their
 //! own (constant) tap range; the interior columns run in a loop of full tiles plus one
-//! shorter tile. Depthwise is vectorised across output channels instead (4 channels × 8
+//! shorter tile.
+//!
+//! # Weight panels
+//! A regular convolution reads its kernel packed by [`pack_weights`]: the weights of one
+//! channel group (8, 4 or 1–3 output channels) are one contiguous panel, `[k_h][k_w][c_in]`
+//! of group-wide vectors. Read straight from HWIO, one group's weights are 32 bytes every
+//! `c_out · 4` bytes: with 512 channels a tile touches a line in a different 4 KiB page at
+//! every reduction step, twice the bytes it uses, and the TLB and the prefetcher lose track.
+//! The panel is read sequentially instead, and a conv row computes every tile of a channel
+//! group before moving on, so the panel (at most `9 · 512 · 32` bytes = 144 KiB) stays in
+//! L2 while the row's tiles stream over it. Depthwise is vectorised across output channels instead (4 channels × 8
 //! pixels), each tap a multiply of input and kernel vectors.
 //!
 //! With a pool fused, a work item computes the conv rows its pooled row needs into a stack
@@ -38,7 +48,7 @@ pub(crate) mod tests;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, StackSlot, StackSlotData, StackSlotKind, Value, types};
 
-use self::tile::{Epilogue, Group, Tile, channel_runs, load};
+use self::tile::{Epilogue, Group, Tile, V2, V8, channel_runs, load};
 use super::builder::F32X4;
 use super::{Emit, Jit, JitError};
 use crate::geom::{Conv2dGeom, Padding2d, window_out};
@@ -112,6 +122,29 @@ pub struct ConvForwardSpec {
     pub count_dead: bool,
 }
 
+/// Packs an HWIO kernel `w` (`[k_h, k_w, c_in, c_out]`) into the panels the forward kernel
+/// of a regular (not depthwise) convolution reads: channel groups as
+/// [`tile::channel_runs`] splits `c_out` (8 channels, then 4, then 1–3), each group of width
+/// `gw` starting at channel `co` stored at `co · K` as `[k_h · k_w · c_in][gw]`, where
+/// `K = k_h · k_w · c_in`. The packed kernel has the same length as `w`.
+///
+/// # Panics
+/// When `w` or `packed` is shorter than `k_h · k_w · c_in · c_out`.
+pub fn pack_weights(g: &Conv2dGeom, w: &[f32], packed: &mut [f32]) {
+    let k = g.k_h * g.k_w * g.c_in;
+    let (w, packed) = (&w[..k * g.c_out], &mut packed[..k * g.c_out]);
+    for run in channel_runs(g.c_out, true) {
+        let gw = run.group.width;
+        for j in 0..run.count {
+            let co = run.start + j * gw;
+            let panel = &mut packed[co * k..(co + gw) * k];
+            for (t, dst) in panel.chunks_exact_mut(gw).enumerate() {
+                dst.copy_from_slice(&w[t * g.c_out + co..t * g.c_out + co + gw]);
+            }
+        }
+    }
+}
+
 /// How to call a kernel from [`emit_conv_forward`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConvForwardKernel {
@@ -137,8 +170,8 @@ impl ConvForwardKernel {
 ///
 /// # Buffers
 /// In this order, present when the spec asks for them:
-/// - `x`: `[n, h, w, c_in]` f32; `w`: `[k_h, k_w, c_in, c_out]` (depthwise:
-///   `[k_h, k_w, c_in, m]`) f32;
+/// - `x`: `[n, h, w, c_in]` f32; `w`: `[k_h, k_w, c_in, c_out]` packed by [`pack_weights`]
+///   (depthwise: `[k_h, k_w, c_in, m]` as it is) f32;
 /// - `bias`, `scale`, `shift`: `[c_out]` f32;
 /// - `residual`: `[n, out_h, out_w, c_out]` f32 (the convolution's, pre-pool, shape);
 /// - `y`: `[n, out_h, out_w, c_out]`, or `[n, pool.out_h, pool.out_w, c_out]` with a pool;
@@ -412,27 +445,71 @@ impl Emitter<'_> {
         let ih0 = e.b.ins().iadd(t0, kh0);
         let x_row = e.addr(x, ih0, (g.w * g.c_in * 4) as i64);
         let w = e.buffer(self.l.w);
-        let w_row = e.addr(w, kh0, self.w_row_bytes());
-        let rows = Rows { x_row, w_row, kh_n };
+        let w_row = match self.s.depth_multiplier {
+            None => w,
+            Some(_) => e.addr(w, kh0, self.w_row_bytes()),
+        };
+        let rows = Rows {
+            x_row,
+            w_row,
+            kh0,
+            kh_n,
+        };
 
-        let runs = channel_runs(g.c_out, self.s.depth_multiplier.is_none());
+        let regular = self.s.depth_multiplier.is_none();
+        let runs = channel_runs(g.c_out, regular);
         for run in runs {
-            let body = |e: &mut Emit<'_, '_>, co: Value| {
-                self.emit_run_cols(e, epi, &rows, run.group, co, t)
-            };
-            if run.count == 1 {
-                let co = e.iconst(run.start as i64);
-                body(e, co)?;
+            // Padding columns of 8-channel groups go four groups at a time (below).
+            let quads = if regular && run.group.width == V2.width {
+                run.count / 4
             } else {
-                let start = e.iconst(run.start as i64);
-                let end = e.iconst((run.start + run.count * run.group.width) as i64);
-                e.for_range(start, end, run.group.width as i64, body)?;
+                0
+            };
+            let body = |e: &mut Emit<'_, '_>, co: Value| {
+                self.emit_run_cols(e, epi, &rows, run.group, co, t, quads == 0)
+            };
+            self.for_groups(e, run.start, run.count, run.group.width, body)?;
+            if quads > 0 {
+                self.for_groups(e, run.start, quads, V8.width, |e, co| {
+                    self.emit_edge_cols(e, epi, &rows, V8, co, t);
+                    Ok(())
+                })?;
+                let rest = run.start + quads * V8.width;
+                self.for_groups(e, rest, run.count % 4, V2.width, |e, co| {
+                    self.emit_edge_cols(e, epi, &rows, V2, co, t);
+                    Ok(())
+                })?;
             }
         }
         Ok(())
     }
 
-    /// Every column of one channel group `co..co + group.width` of a conv row.
+    /// Runs `body(co)` for `count` channel groups of `width` channels from channel `start`.
+    fn for_groups(
+        &self,
+        e: &mut Emit<'_, '_>,
+        start: usize,
+        count: usize,
+        width: usize,
+        mut body: impl FnMut(&mut Emit<'_, '_>, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        match count {
+            0 => Ok(()),
+            1 => {
+                let co = e.iconst(start as i64);
+                body(e, co)
+            }
+            _ => {
+                let s = e.iconst(start as i64);
+                let end = e.iconst((start + count * width) as i64);
+                e.for_range(s, end, width as i64, body)
+            }
+        }
+    }
+
+    /// Every column of one channel group `co..co + group.width` of a conv row; the columns
+    /// whose window crosses the padding only when `edges`.
+    #[allow(clippy::too_many_arguments)]
     fn emit_run_cols(
         &self,
         e: &mut Emit<'_, '_>,
@@ -441,6 +518,7 @@ impl Emitter<'_> {
         group: Group,
         co: Value,
         t: &RowTarget,
+        edges: bool,
     ) -> Result<(), JitError> {
         let g = self.s.geom;
         let (lo, hi) = self.l.interior;
@@ -458,6 +536,25 @@ impl Emitter<'_> {
             let ow = e.iconst((lo + full * group.pixels) as i64);
             self.emit_tile(e, epi, rows, group, co, t, ow, rest, (0, g.k_w));
         }
+        if edges {
+            self.emit_edge_cols(e, epi, rows, group, co, t);
+        }
+        Ok(())
+    }
+
+    /// The columns of channels `co..co + group.width` whose window crosses the padding, one
+    /// by one with their own tap range.
+    fn emit_edge_cols(
+        &self,
+        e: &mut Emit<'_, '_>,
+        epi: &Epilogue,
+        rows: &Rows,
+        group: Group,
+        co: Value,
+        t: &RowTarget,
+    ) {
+        let g = self.s.geom;
+        let (lo, hi) = self.l.interior;
         for col in (0..lo).chain(hi..g.out_w) {
             let start = col * g.stride_w;
             let kw0 = g.pad.left.saturating_sub(start).min(g.k_w);
@@ -465,7 +562,6 @@ impl Emitter<'_> {
             let ow = e.iconst(col as i64);
             self.emit_tile(e, epi, rows, group, co, t, ow, 1, (kw0, kw1));
         }
-        Ok(())
     }
 
     /// A tile of `pixels` columns from `ow`, channels from `co`, kernel columns `kw0..kw1`.
@@ -483,7 +579,13 @@ impl Emitter<'_> {
         (kw0, kw1): (usize, usize),
     ) {
         let g = self.s.geom;
-        let tile = Tile::zeroed(e, group, pixels);
+        let mut tile = Tile::zeroed(e, group, pixels);
+        if group.width == V8.width {
+            // Four 8-channel panels, `8 · K` floats apart.
+            let panel = (8 * g.k_h * g.k_w * g.c_in * 4) as i32;
+            let offsets = (0..8).map(|l| (l / 2) * panel + (l % 2) * 16).collect();
+            tile = tile.with_weight_offsets(offsets);
+        }
         if kw1 > kw0 {
             // x at (ow·s - pad + kw0) of the first valid input row.
             let col = e.b.ins().imul_imm_s(ow, (g.stride_w * g.c_in * 4) as i64);
@@ -491,27 +593,35 @@ impl Emitter<'_> {
             let x =
                 e.b.ins()
                     .iadd_imm_s(x, ((kw0 as i64) - g.pad.left as i64) * (g.c_in as i64) * 4);
+            // The group's panel (see `pack_weights`) at (kh0, kw0), or depthwise's kernel row.
+            let gw = if group.width == V8.width {
+                V2.width
+            } else {
+                group.width
+            };
+            let w_row_bytes = match self.s.depth_multiplier {
+                None => (g.k_w * g.c_in * gw * 4) as i64,
+                Some(_) => self.w_row_bytes(),
+            };
             let w = match self.s.depth_multiplier {
                 None => {
-                    let w =
-                        e.b.ins()
-                            .iadd_imm_s(rows.w_row, (kw0 * g.c_in * g.c_out * 4) as i64);
-                    let co4 = e.b.ins().ishl_imm_s(co, 2);
-                    e.b.ins().iadd(w, co4)
+                    let panel = e.addr(rows.w_row, co, (g.k_h * g.k_w * g.c_in * 4) as i64);
+                    let w = e.addr(panel, rows.kh0, w_row_bytes);
+                    e.b.ins().iadd_imm_s(w, (kw0 * g.c_in * gw * 4) as i64)
                 }
                 Some(_) => rows.w_row,
             };
             let zero = e.iconst(0);
             let result = e.for_range(zero, rows.kh_n, 1, |e, kh| {
                 let x = e.addr(x, kh, (g.w * g.c_in * 4) as i64);
-                let w = e.addr(w, kh, self.w_row_bytes());
+                let w = e.addr(w, kh, w_row_bytes);
                 match self.s.depth_multiplier {
                     None => tile.reduce(
                         e,
                         x,
                         (g.stride_w * g.c_in * 4) as i32,
                         w,
-                        (g.c_out * 4) as i32,
+                        (gw * 4) as i32,
                         (kw1 - kw0) * g.c_in,
                     ),
                     Some(m) => self.depthwise_taps(e, &tile, x, w, co, m, (kw0, kw1)),
@@ -757,8 +867,10 @@ impl Emitter<'_> {
 struct Rows {
     /// Input at the first valid kernel row, column 0.
     x_row: Value,
-    /// Kernel at the first valid kernel row.
+    /// Depthwise: the kernel at the first valid kernel row; regular: the packed panels.
     w_row: Value,
+    /// The first valid kernel row.
+    kh0: Value,
     kh_n: Value,
 }
 

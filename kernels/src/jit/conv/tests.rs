@@ -170,6 +170,11 @@ impl Case {
             .iter()
             .map(|name| match *name {
                 "x" => Guarded::input(&self.x),
+                "w" if self.spec.depth_multiplier.is_none() => {
+                    let mut packed = vec![0.0; self.w.len()];
+                    pack_weights(&g, &self.w, &mut packed);
+                    Guarded::input(&packed)
+                }
                 "w" => Guarded::input(&self.w),
                 "bias" => Guarded::input(&self.bias),
                 "scale" => Guarded::input(&self.scale),
@@ -323,6 +328,40 @@ fn same_3x3_conv_with_odd_channels_matches_the_reference() {
 }
 
 #[test]
+fn wide_channel_counts_with_padding_columns_match_the_reference() {
+    // c_out = 4 · 32 + 2 · 8 + 4 + 3: four-group padding columns, the 8-channel groups left
+    // over, then the 4- and 1-channel groups; batch 1, `same` padding, stride 1 and 2.
+    for (s, seed) in [((1, 1), 20), ((2, 2), 21)] {
+        let g = geom(
+            1,
+            (5, 7, 67),
+            (3, 3),
+            151,
+            s,
+            Padding2d::same(5, 7, 3, 3, s.0, s.1),
+        );
+        check(
+            ConvForwardSpec {
+                count_dead: true,
+                ..spec(g)
+            },
+            seed,
+        );
+    }
+    // A VGG16 block-5 shape (512 → 512 on 14 × 14, fused pool) at a smaller c_in.
+    let g = geom(
+        1,
+        (14, 14, 40),
+        (3, 3),
+        512,
+        (1, 1),
+        Padding2d::same(14, 14, 3, 3, 1, 1),
+    );
+    let pool = PoolEpilogue::new(true, (14, 14), (2, 2), (2, 2), Padding2d::default(), true);
+    check(ConvForwardSpec { pool, ..spec(g) }, 22);
+}
+
+#[test]
 fn mobilenet_style_conv_bn_relu6_at_stride_two_matches_the_reference() {
     let g = geom(
         2,
@@ -401,7 +440,7 @@ prop_compose! {
     fn conv_spec()(
         n in 1usize..3, h in 1usize..12, w in 1usize..14, c_in in 1usize..10,
         k in prop::sample::select(vec![1usize, 2, 3, 5, 7]), k_w_odd in any::<bool>(),
-        c_out in 1usize..21, s_h in 1usize..3, s_w in 1usize..3,
+        c_out in prop::sample::select(vec![1usize, 3, 4, 7, 8, 12, 13, 20, 32, 37, 44, 67]), s_h in 1usize..3, s_w in 1usize..3,
         same in any::<bool>(), pad in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
         dw in prop::option::weighted(0.25, 1usize..4),
         bias in any::<bool>(), bn in any::<bool>(), residual in any::<bool>(),

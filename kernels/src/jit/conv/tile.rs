@@ -45,6 +45,23 @@ pub(crate) const V1: Group = Group {
     width: 4,
     pixels: 8,
 };
+/// One pixel of 32 channels (four 8-channel groups, each in its own weight panel): what a
+/// column whose window crosses the padding uses, so that it still has 8 independent
+/// accumulators (a 1 × 8 tile has two, and waits on the FMA latency).
+pub(crate) const V8: Group = Group {
+    lanes: &[
+        (0, F32X4),
+        (16, F32X4),
+        (32, F32X4),
+        (48, F32X4),
+        (64, F32X4),
+        (80, F32X4),
+        (96, F32X4),
+        (112, F32X4),
+    ],
+    width: 32,
+    pixels: 1,
+};
 const S1: Group = Group {
     lanes: &[(0, types::F32)],
     width: 1,
@@ -193,6 +210,9 @@ pub(crate) struct Tile {
     pub group: Group,
     pub pixels: usize,
     pub acc: Vec<Variable>,
+    /// Byte offset of each lane group's weights from the reduction's weight pointer: the
+    /// lanes' own offsets unless set with [`Tile::with_weight_offsets`].
+    pub w_offsets: Vec<i32>,
 }
 
 impl Tile {
@@ -205,7 +225,25 @@ impl Tile {
                 acc.push(e.var(ty, z));
             }
         }
-        Tile { group, pixels, acc }
+        Tile::new(group, pixels, acc)
+    }
+
+    fn new(group: Group, pixels: usize, acc: Vec<Variable>) -> Tile {
+        let w_offsets = group.lanes.iter().map(|&(off, _)| off).collect();
+        Tile {
+            group,
+            pixels,
+            acc,
+            w_offsets,
+        }
+    }
+
+    /// This tile reading lane group `g`'s weights at `offsets[g]` from the weight pointer
+    /// (for a group whose channels lie in several panels).
+    pub(crate) fn with_weight_offsets(mut self, offsets: Vec<i32>) -> Tile {
+        debug_assert_eq!(offsets.len(), self.group.lanes.len());
+        self.w_offsets = offsets;
+        self
     }
 
     /// A tile of `pixels` pixels of `group` starting from the values at `p + px·pixel`.
@@ -223,7 +261,7 @@ impl Tile {
                 acc.push(e.var(ty, v));
             }
         }
-        Tile { group, pixels, acc }
+        Tile::new(group, pixels, acc)
     }
 
     /// Stores the raw accumulators at `p + px·pixel` (a partial sum).
@@ -289,7 +327,8 @@ impl Tile {
             .group
             .lanes
             .iter()
-            .map(|&(off, ty)| load(e, ty, wp, w_off + off))
+            .zip(&self.w_offsets)
+            .map(|(&(_, ty), &off)| load(e, ty, wp, w_off + off))
             .collect();
         let ty = self.group.lanes[0].1;
         let lanes = self.group.lanes.len();
