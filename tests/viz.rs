@@ -223,3 +223,75 @@ fn grad_cam_agrees_on_both_backends_and_refuses_a_class_outside_the_output() {
         "{err}"
     );
 }
+
+/// The Keras book's small cats-and-dogs convnet (150×150×3, one sigmoid output), with its
+/// initial weights: the visualisations run on it and agree on both backends.
+#[test]
+fn the_small_cats_and_dogs_convnet_is_visualised_alike_on_both_backends() {
+    let g = ir::load(Path::new("models/cats_and_dogs_small.ron")).unwrap();
+    let p = ParamStore::init(&g, 3);
+    let x: Vec<f32> = (0..150 * 150 * 3)
+        .map(|i| ((i * 37) % 255) as f32 / 255.0)
+        .collect();
+    let r = activations(&g, &p, Backend::Reference, &x, None).unwrap();
+    let j = activations(&g, &p, Backend::Jit, &x, None).unwrap();
+    assert_eq!(r.len(), 8, "four convolutions and four pools");
+    for (a, b) in r.iter().zip(&j) {
+        let worst = a
+            .values
+            .iter()
+            .zip(&b.values)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-3, "{}: backends differ by {worst}", a.layer);
+    }
+    let cam_r = grad_cam(&g, &p, Backend::Reference, &x, None, None).unwrap();
+    let cam_j = grad_cam(&g, &p, Backend::Jit, &x, None, None).unwrap();
+    assert_eq!(
+        (cam_r.class, cam_r.h, cam_r.w),
+        (0, 7, 7),
+        "the last pool's 7×7 map"
+    );
+    assert!((cam_r.raw_max - cam_j.raw_max).abs() <= 1e-3 * cam_r.raw_max.max(1e-3));
+    let err = grad_cam(&g, &p, Backend::Jit, &x, Some(1), None).unwrap_err();
+    assert!(err.to_string().contains("0 to 0"), "{err}");
+    let v = feature_layer(&g, "conv2d_1").unwrap();
+    let short = AscentSettings {
+        steps: 3,
+        ..AscentSettings::default()
+    };
+    let a = ascend(
+        &g,
+        &p,
+        Backend::Jit,
+        v,
+        &[0, 5],
+        &PixelNorm::identity(3),
+        &short,
+    )
+    .unwrap();
+    let b = ascend(
+        &g,
+        &p,
+        Backend::Reference,
+        v,
+        &[0, 5],
+        &PixelNorm::identity(3),
+        &short,
+    )
+    .unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.end_score > x.start_score, "filter {} climbs", x.filter);
+        let worst = x
+            .pixels
+            .iter()
+            .zip(&y.pixels)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst < 1e-3,
+            "filter {}: backends differ by {worst}",
+            x.filter
+        );
+    }
+}
