@@ -53,6 +53,11 @@ pub enum View {
     Filters,
     /// Grad-CAM of the predicted class over the sample image, at the last feature map.
     Heatmap,
+    /// A training image and eight augmented versions of it (the lecture's figure).
+    Augmented,
+    /// The sample after each classic image operation (grey, blur, TV denoising, Sobel,
+    /// Canny, k-means).
+    ImageOps,
 }
 
 impl View {
@@ -61,7 +66,9 @@ impl View {
         match self {
             View::Activations => View::Filters,
             View::Filters => View::Heatmap,
-            View::Heatmap => View::Activations,
+            View::Heatmap => View::Augmented,
+            View::Augmented => View::ImageOps,
+            View::ImageOps => View::Activations,
         }
     }
 }
@@ -166,4 +173,9 @@ pub struct Snapshot {
     pub input_shape: Vec<usize>,
     pub input: Vec<f32>,
     pub label: u32,
+    /// The first training image, `[h, w, c]` on the model's input scale, and augmented
+    /// versions of it (as the trainer would draw them; new draws with every snapshot). Empty
+    /// versions when the model file asks for no augmentation.
+    pub train_image: Vec<f32>,
+    pub augmented: Vec<Vec<f32>>,
 }

@@ -73,6 +73,8 @@ pub struct Trainer {
     state: TrainState,
     /// The layer whose feature maps are sampled, and when they were last sent.
     watched: Option<(usize, Instant)>,
+    /// Augmented versions drawn for the dashboard so far (each snapshot draws new ones).
+    augment_draws: usize,
     shuffle_rng: Rng,
     dropout_rng: Rng,
     plan: Plan,
@@ -116,6 +118,7 @@ impl Trainer {
             interrupt: Arc::new(AtomicBool::new(false)),
             state,
             watched: None,
+            augment_draws: 0,
             plan,
         }
     }
@@ -279,13 +282,18 @@ impl Trainer {
                     {
                         let _ = events.send(Event::Warning(why));
                     }
+                    let label = data.labels[i];
+                    let input_shape = data.shape.to_vec();
+                    let (train_image, augmented) = self.augmented_versions(events);
                     let snapshot = super::Snapshot {
                         graph: self.graph.clone(),
                         params: self.params.clone(),
                         backend: self.config.backend,
-                        input_shape: data.shape.to_vec(),
+                        input_shape,
                         input,
-                        label: data.labels[i],
+                        label,
+                        train_image,
+                        augmented,
                     };
                     let _ = events.send(Event::Snapshot(std::sync::Arc::new(snapshot)));
                 }
@@ -321,6 +329,34 @@ impl Trainer {
             },
         }
         false
+    }
+
+    /// The first training image and eight augmented versions of it, new draws each call.
+    fn augmented_versions(&mut self, events: &Sender<Event>) -> (Vec<f32>, Vec<Vec<f32>>) {
+        const VERSIONS: usize = 8;
+        let train = self.data.train.clone();
+        if train.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let mut plain = vec![0.0; train.image_len()];
+        if let Err(why) = Loader::new(train.clone(), None, 0).sample_into(0, None, &mut plain) {
+            let _ = events.send(Event::Warning(why));
+        }
+        let Some(augment) = self.data.augment.clone() else {
+            return (plain, Vec::new());
+        };
+        let loader = Loader::new(train, Some(augment), self.config.seed);
+        let first = self.augment_draws;
+        self.augment_draws += VERSIONS;
+        let versions = (first..first + VERSIONS)
+            .map(|draw| {
+                let mut out = vec![0.0; plain.len()];
+                // Draws past the run's epochs, so they differ from what training saw.
+                let _ = loader.sample_into(0, Some(usize::MAX / 2 - draw), &mut out);
+                out
+            })
+            .collect();
+        (plain, versions)
     }
 
     /// The sample image: the first test image, or the first training image.

@@ -387,14 +387,17 @@ impl App {
         }
     }
 
-    /// `v`: the next of activations, filters, heatmap. The latter two are computed from a
-    /// snapshot of the model, away from the trainer.
+    /// `v`: the next of activations, filters, heatmap, augmented versions and image
+    /// operations. All but the first are computed from a snapshot of the model, away from the
+    /// trainer.
     fn cycle_view(&mut self) -> Vec<Command> {
         self.view = self.view.next();
         let what = match self.view {
             View::Activations => "activations of the selected layer",
             View::Filters => "filters of the selected layer by gradient ascent (computing…)",
             View::Heatmap => "Grad-CAM heatmap of the predicted class (computing…)",
+            View::Augmented => "a training image and eight augmented versions (a: new draws)",
+            View::ImageOps => "the sample through grey, blur, TV denoising, Sobel, Canny, k-means",
         };
         self.note(Level::Info, format!("showing {what}"));
         if !self.trainer_alive {
@@ -402,7 +405,9 @@ impl App {
         }
         match self.view {
             View::Activations => self.watch_selected(),
-            View::Filters | View::Heatmap => vec![Command::Snapshot],
+            View::Filters | View::Heatmap | View::Augmented | View::ImageOps => {
+                vec![Command::Snapshot]
+            }
         }
     }
 
@@ -488,6 +493,9 @@ impl App {
                 Vec::new()
             }
             KeyCode::Char('v') => self.cycle_view(),
+            KeyCode::Char('a') if self.view == View::Augmented && self.trainer_alive => {
+                vec![Command::Snapshot]
+            }
             _ => Vec::new(),
         }
     }

@@ -657,7 +657,7 @@ fn compiling_progress_shows_until_the_last_kernel_then_is_logged() {
 }
 
 #[test]
-fn v_cycles_activations_filters_and_heatmap_asking_for_snapshots() {
+fn v_cycles_activations_filters_heatmap_augmentation_and_image_ops() {
     let mut app = training();
     app.update(maps("conv2d", 32));
     assert_eq!(app.update(ch('v')), vec![Command::Snapshot]);
@@ -697,6 +697,19 @@ fn v_cycles_activations_filters_and_heatmap_asking_for_snapshots() {
     assert_eq!(app.feature_maps.as_ref().unwrap().view, View::Filters);
     app.update(Event::VisualFailed("no feature maps".into()));
     assert!(last_log(&app).contains("no feature maps"));
+    assert_eq!(app.update(ch('v')), vec![Command::Snapshot]);
+    assert_eq!(app.view, View::Augmented);
+    assert_eq!(
+        app.update(ch('a')),
+        vec![Command::Snapshot],
+        "a draws new versions"
+    );
+    assert_eq!(app.update(ch('v')), vec![Command::Snapshot]);
+    assert_eq!(app.view, View::ImageOps);
+    assert!(
+        app.update(ch('a')).is_empty(),
+        "a does nothing outside the augmentation view"
+    );
     let cmds = app.update(ch('v'));
     assert_eq!(app.view, View::Activations);
     assert!(matches!(cmds.as_slice(), [Command::Watch(_)]), "{cmds:?}");

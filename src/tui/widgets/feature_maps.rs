@@ -132,6 +132,7 @@ pub fn render_feature_maps(app: &App, area: Rect, buf: &mut Buffer) {
         View::Activations => format!("Feature maps · {} {dims}", maps.layer),
         View::Filters => format!("Filters · {} · patterns by gradient ascent", maps.layer),
         View::Heatmap => format!("Grad-CAM · {}", maps.layer),
+        View::Augmented | View::ImageOps => maps.layer.clone(),
     };
     if maps.shape.len() == 3 && maps.view != View::Heatmap {
         heading += &format!(" · {}–{last} of {c}", first + 1);
@@ -139,7 +140,7 @@ pub fn render_feature_maps(app: &App, area: Rect, buf: &mut Buffer) {
     let mut t = vec![Span::raw(format!(" {heading} "))];
     let stale = match maps.view {
         View::Activations | View::Filters => selected.is_some_and(|s| s != maps.layer),
-        View::Heatmap => false,
+        View::Heatmap | View::Augmented | View::ImageOps => false,
     };
     if stale || maps.view != app.view {
         t.push(Span::styled("(loading) ", theme.dim()));

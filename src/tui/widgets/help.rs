@@ -9,7 +9,7 @@ use super::centered;
 use crate::tui::app::App;
 
 /// Every key of the dashboard and its action (also the README's table).
-pub const KEYS: [(&str, &str); 19] = [
+pub const KEYS: [(&str, &str); 20] = [
     ("t", "start / pause / resume training"),
     (
         "↑ ↓",
@@ -26,7 +26,11 @@ pub const KEYS: [(&str, &str); 19] = [
     ("c", "save a checkpoint"),
     ("e", "evaluate on the test split"),
     ("s", "stop training after this batch (saves)"),
-    ("v", "feature maps: activations, filters, Grad-CAM heatmap"),
+    (
+        "v",
+        "maps pane: activations, filters, Grad-CAM, augmentation, image ops",
+    ),
+    ("a", "new augmented versions (in the augmentation view)"),
     ("m", "smooth the training curves on / off"),
     ("l", "log-scale loss axis on / off"),
     ("click", "select a layer, focus a pane"),
