@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use super::Dataset;
 use super::folder::{FolderOptions, Scan};
-use super::image::Image;
+use super::image::{Image, ImageOp};
 
 enum Store {
     /// NHWC values, `len · h · w · c`.
@@ -34,6 +34,8 @@ pub struct Samples {
     pub labels: Vec<u32>,
     /// Multiplies every value after augmentation (Keras's `rescale`).
     pub rescale: f32,
+    /// Image operations applied to every sample as it is read, before augmentation.
+    pub preprocess: Vec<ImageOp>,
     store: Store,
 }
 
@@ -46,6 +48,7 @@ impl Samples {
             class_names: Vec::new(),
             labels: data.labels,
             rescale,
+            preprocess: Vec::new(),
             store: Store::Memory(data.images),
         }
     }
@@ -58,6 +61,7 @@ impl Samples {
             class_names: scan.class_names,
             labels: scan.labels,
             rescale,
+            preprocess: Vec::new(),
             store: Store::Files {
                 files: scan.files,
                 options,
@@ -91,6 +95,23 @@ impl Samples {
     /// # Panics
     /// If `i >= self.len()` (an index is the caller's, not the user's).
     pub fn raw(&self, i: usize) -> Result<Image, String> {
+        let mut img = self.stored(i)?;
+        for op in &self.preprocess {
+            img = op
+                .apply(&img)
+                .map_err(|e| format!("{} of sample {i}: {e}", op.name()))?;
+        }
+        Ok(img)
+    }
+
+    /// With image operations applied to every sample as it is read (see [`Samples::raw`]).
+    pub fn with_preprocess(mut self, ops: Vec<ImageOp>) -> Samples {
+        self.preprocess = ops;
+        self
+    }
+
+    /// Sample `i` as stored (decoded and resized for files).
+    fn stored(&self, i: usize) -> Result<Image, String> {
         let [h, w, c] = self.shape;
         match &self.store {
             Store::Memory(values) => {

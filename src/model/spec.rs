@@ -383,6 +383,9 @@ pub enum DataSpec {
         rescale: Option<f64>,
         #[serde(default)]
         limit: Option<i64>,
+        /// Classic image operations applied to every sample before augmentation, in order.
+        #[serde(default)]
+        preprocess: Vec<crate::data::image::ImageOp>,
     },
     /// Folders of images, one subdirectory per class (Keras `image_dataset_from_directory`).
     Folder(FolderSpec),
@@ -424,6 +427,10 @@ pub struct FolderSpec {
     /// Keep the first N training files.
     #[serde(default)]
     pub limit: Option<i64>,
+    /// Classic image operations applied to every image after resizing and before
+    /// augmentation, in order (e.g. `[Gaussian(sigma: 1.0), TvDenoise(weight: 0.1)]`).
+    #[serde(default)]
+    pub preprocess: Vec<crate::data::image::ImageOp>,
 }
 
 /// Random augmentation of training samples, with the names and meanings of Keras's

@@ -45,6 +45,8 @@ pub enum SetupError {
         value: String,
         constraint: &'static str,
     },
+    #[error("{}: `train.data.preprocess`: {message}", file.display())]
+    Preprocess { file: PathBuf, message: String },
     #[error("{flag} must be at least 1, got {value}")]
     BadFlag { flag: &'static str, value: usize },
     #[error(transparent)]

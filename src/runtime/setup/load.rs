@@ -79,6 +79,53 @@ fn positive_limit(
     .transpose()
 }
 
+/// Checks a data section's image operations: each in range, and none that changes an image's
+/// size or channels (the model's input is fixed; resizing is `image_size`'s job).
+fn check_preprocess(file: &Path, ops: &[crate::data::image::ImageOp]) -> Result<(), SetupError> {
+    use crate::data::image::ImageOp;
+    for op in ops {
+        let problem = match op {
+            ImageOp::Grey | ImageOp::Resize { .. } => Some(format!(
+                "`{}` changes the image's channels or size; use `color_mode` and `image_size` instead",
+                op.name()
+            )),
+            _ => op.validate().err().map(|e| e.to_string()),
+        };
+        if let Some(message) = problem {
+            return Err(SetupError::Preprocess {
+                file: file.to_path_buf(),
+                message,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the data section's image operations keep the first training sample's size and
+/// channels (Sobel and Canny make colour grey, so they suit grey data only).
+fn check_preprocessed_shape(file: &Path, samples: &Samples) -> Result<(), SetupError> {
+    if samples.preprocess.is_empty() || samples.is_empty() {
+        return Ok(());
+    }
+    let img = samples.raw(0).map_err(|message| SetupError::Preprocess {
+        file: file.to_path_buf(),
+        message,
+    })?;
+    let [h, w, c] = samples.shape;
+    if [img.height, img.width, img.channels] != [h, w, c] {
+        return Err(SetupError::Preprocess {
+            file: file.to_path_buf(),
+            message: format!(
+                "the operations turn a {h}×{w}×{c} image into {}×{}×{}; keep only operations \
+                 that keep the size and channels (sobel and canny make colour grey: use them \
+                 with `color_mode: \"grayscale\"`)",
+                img.height, img.width, img.channels
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn rescale(file: &Path, field: &'static str, v: Option<f64>) -> Result<f32, SetupError> {
     let r = v.unwrap_or(1.0 / 255.0);
     if !(r.is_finite() && r > 0.0) {
@@ -106,7 +153,9 @@ pub fn load_data(
             dir,
             rescale: r,
             limit: file_limit,
+            preprocess,
         } => {
+            check_preprocess(&file.path, preprocess)?;
             let r = rescale(&file.path, "data.rescale", *r)?;
             let limit = limit.or(positive_limit(&file.path, "data.limit", *file_limit)?);
             let splits = data::load_idx_dir(&file.resolve(dir), 1.0)?;
@@ -122,10 +171,12 @@ pub fn load_data(
                     (t, Some(v))
                 }
             };
-            let wrap = |d| Arc::new(Samples::memory(d, r));
+            let wrap = |d| Arc::new(Samples::memory(d, r).with_preprocess(preprocess.clone()));
+            let train = wrap(train);
+            check_preprocessed_shape(&file.path, &train)?;
             Ok(Loaded {
                 data: TrainData {
-                    train: wrap(train),
+                    train,
                     validation: validation.map(wrap),
                     test: Some(wrap(splits.test)),
                     augment: augment(&file.path, spec.augment.as_ref())?,
@@ -261,15 +312,18 @@ fn load_folder(
         Some(l) => train.take(l),
         None => train,
     };
-    let wrap = |s| Arc::new(Samples::files(s, options, r));
+    check_preprocess(path, &f.preprocess)?;
+    let wrap = |s| Arc::new(Samples::files(s, options, r).with_preprocess(f.preprocess.clone()));
     let test = test.map(wrap);
     let validation = match spec.validation {
         ValidationSpec::TestSplit => test.clone(),
         _ => validation.map(wrap),
     };
+    let train = wrap(train);
+    check_preprocessed_shape(path, &train)?;
     Ok(Loaded {
         data: TrainData {
-            train: wrap(train),
+            train,
             validation,
             test,
             augment,
