@@ -56,6 +56,14 @@ fn digit(i: usize) -> (Vec<f32>, u32) {
     (splits.test.image(i).to_vec(), splits.test.labels[i])
 }
 
+/// The largest absolute difference between two equally long results.
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 fn out_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("cnntui-viz-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -81,12 +89,7 @@ fn activations_agree_on_both_backends_and_cover_every_conv_and_pool_layer() {
     );
     assert_eq!(r.len(), j.len());
     for (a, b) in r.iter().zip(&j) {
-        let worst = a
-            .values
-            .iter()
-            .zip(&b.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+        let worst = max_difference(&a.values, &b.values);
         assert!(worst < 1e-3, "{}: backends differ by {worst}", a.layer);
         assert!(
             (0.0..1.0).contains(&a.blank_fraction),
@@ -164,12 +167,7 @@ fn gradient_ascent_raises_every_tried_filters_mean_activation() {
     )
     .unwrap();
     for (x, y) in a.iter().zip(&b) {
-        let worst = x
-            .pixels
-            .iter()
-            .zip(&y.pixels)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f32::max);
+        let worst = max_difference(&x.pixels, &y.pixels);
         assert!(
             worst < 1e-3,
             "filter {}: backends differ by {worst}",
@@ -202,12 +200,7 @@ fn grad_cam_agrees_on_both_backends_and_refuses_a_class_outside_the_output() {
     );
     assert_eq!(r.layer, "conv2d_2", "the default is the last feature map");
     assert!((r.raw_max - j.raw_max).abs() <= 1e-3 * r.raw_max.max(1.0));
-    let worst = r
-        .heat
-        .iter()
-        .zip(&j.heat)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let worst = max_difference(&r.heat, &j.heat);
     assert!(worst < 1e-3, "heatmaps differ by {worst}");
     assert!(r.heat.iter().all(|h| (0.0..=1.0).contains(h)));
     assert!(r.heat.contains(&1.0), "normalised to a maximum of one");
@@ -237,12 +230,7 @@ fn the_small_cats_and_dogs_convnet_is_visualised_alike_on_both_backends() {
     let j = activations(&g, &p, Backend::Jit, &x, None).unwrap();
     assert_eq!(r.len(), 8, "four convolutions and four pools");
     for (a, b) in r.iter().zip(&j) {
-        let worst = a
-            .values
-            .iter()
-            .zip(&b.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+        let worst = max_difference(&a.values, &b.values);
         assert!(worst < 1e-3, "{}: backends differ by {worst}", a.layer);
     }
     let cam_r = grad_cam(&g, &p, Backend::Reference, &x, None, None).unwrap();
@@ -282,12 +270,7 @@ fn the_small_cats_and_dogs_convnet_is_visualised_alike_on_both_backends() {
     .unwrap();
     for (x, y) in a.iter().zip(&b) {
         assert!(x.end_score > x.start_score, "filter {} climbs", x.filter);
-        let worst = x
-            .pixels
-            .iter()
-            .zip(&y.pixels)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f32::max);
+        let worst = max_difference(&x.pixels, &y.pixels);
         assert!(
             worst < 1e-3,
             "filter {}: backends differ by {worst}",

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use super::DataError;
 use super::augment::SampleRng;
-use super::image::{Filter, Image, Rounding, resize};
+use super::image::{Filter, Image, Rounding, grey, resize};
 
 /// `rgb` (3 channels) or `grayscale` (1), as Keras's `color_mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,16 +93,8 @@ impl FolderOptions {
                     data: rgb.into_raw().into_iter().map(f32::from).collect(),
                 }
             }
-            ColorMode::Grayscale if !decoded.color().has_color() => Image::from_dynamic(&decoded),
-            ColorMode::Grayscale => {
-                let rgb = decoded.to_rgb8();
-                Image {
-                    width: rgb.width() as usize,
-                    height: rgb.height() as usize,
-                    channels: 1,
-                    data: rgb.pixels().map(|p| pil_luma(p.0)).collect(),
-                }
-            }
+            // Pillow's `convert("L")` for colour files; grey files pass through.
+            ColorMode::Grayscale => grey(&Image::from_dynamic(&decoded)),
         };
         let (h, w) = self.image_size;
         if (img.height, img.width) == (h, w) {
@@ -127,12 +119,6 @@ impl FolderOptions {
 fn jpeg_ends(bytes: &[u8]) -> bool {
     let tail = &bytes[bytes.len().saturating_sub(1024).max(2)..];
     tail.windows(2).any(|w| w == [0xff, 0xd9])
-}
-
-/// PIL's `convert("L")`: `(R·19595 + G·38470 + B·7471 + 0x8000) >> 16`.
-fn pil_luma([r, g, b]: [u8; 3]) -> f32 {
-    let l = (u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16;
-    l as f32
 }
 
 /// The labelled files of one directory.
@@ -337,6 +323,24 @@ mod tests {
     #[test]
     fn pil_luma_matches_pil_convert_l() {
         // PIL 13: Image.new("RGB", (1, 1), c).convert("L").getpixel((0, 0)).
+        let pil_luma = |[r, g, b]: [u8; 3]| {
+            let png = {
+                let mut bytes = Vec::new();
+                image::RgbImage::from_pixel(1, 1, image::Rgb([r, g, b]))
+                    .write_to(
+                        &mut std::io::Cursor::new(&mut bytes),
+                        image::ImageFormat::Png,
+                    )
+                    .unwrap();
+                bytes
+            };
+            let options = FolderOptions {
+                color_mode: ColorMode::Grayscale,
+                image_size: (1, 1),
+                interpolation: Filter::Bilinear,
+            };
+            options.decode(&png).unwrap().data[0]
+        };
         assert_eq!(pil_luma([255, 255, 255]), 255.0);
         assert_eq!(pil_luma([255, 0, 0]), 76.0);
         assert_eq!(pil_luma([0, 255, 0]), 150.0);
