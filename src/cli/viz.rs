@@ -12,10 +12,8 @@ use cnntui::data::image::Image;
 use cnntui::ir::{self, Graph};
 use cnntui::model;
 use cnntui::runtime::{Backend, ParamStore};
-use cnntui::viz::filters::{
-    AscentSettings, PixelNorm, ascend, deprocess, first_layer_kernels, tile,
-};
-use cnntui::viz::grid::overlay;
+use cnntui::viz::filters::{AscentSettings, PixelNorm, ascend, deprocess, first_layer_kernels};
+use cnntui::viz::grid::{overlay, tile};
 use cnntui::viz::layers::{feature_layer, has_feature_map};
 use cnntui::viz::{VizError, activations, gradcam};
 use cnntui::weights::{self, Preprocessing};

@@ -18,6 +18,7 @@ use crate::data::image::Image;
 use crate::ir::{Graph, NodeId, Op};
 use crate::runtime::{Backend, ParamStore, Rng};
 
+use super::grid::tile;
 use super::{Cut, Probe, VizError};
 
 /// How the ascent runs.
@@ -204,32 +205,6 @@ pub fn deprocess(pixels: &[f32], h: usize, w: usize, c: usize) -> Image {
             for k in 0..c {
                 let v = (f64::from(pixels[(y * w + x) * c + k]) - mean) / std * 64.0 + 128.0;
                 out.data[((y - cy) * out.width + x - cx) * c + k] = v.clamp(0.0, 255.0) as f32;
-            }
-        }
-    }
-    out
-}
-
-/// Tiles pictures of one size into a grid, `per_row` to a row, with a dark 2-pixel gap.
-pub fn tile(images: &[Image], per_row: usize) -> Image {
-    let Some(first) = images.first() else {
-        return Image::filled(1, 1, 3, 0.0);
-    };
-    let (tw, th) = (first.width, first.height);
-    let cols = images.len().clamp(1, per_row.max(1));
-    let rows = images.len().div_ceil(cols);
-    let gap = 2;
-    let width = cols * tw + (cols + 1) * gap;
-    let height = rows * th + (rows + 1) * gap;
-    let mut out = Image::filled(width, height, 3, 32.0);
-    for (i, img) in images.iter().enumerate() {
-        let (oy, ox) = (gap + (i / cols) * (th + gap), gap + (i % cols) * (tw + gap));
-        for y in 0..th.min(img.height) {
-            for x in 0..tw.min(img.width) {
-                for k in 0..3 {
-                    let v = img.at(y, x, k.min(img.channels - 1));
-                    out.data[((oy + y) * width + ox + x) * 3 + k] = v;
-                }
             }
         }
     }

@@ -83,33 +83,53 @@ pub fn blank_fraction(map: &[f32], c: usize) -> f64 {
 /// full colour range (blank channels stay at the bottom colour), [`TILES_PER_ROW`] to a row.
 pub fn channel_grid(map: &[f32], h: usize, w: usize, c: usize) -> Image {
     let scale = MIN_TILE.div_ceil(h.max(w)).max(1);
-    let (th, tw) = (h * scale, w * scale);
-    let cols = c.clamp(1, TILES_PER_ROW);
-    let rows = c.div_ceil(cols).max(1);
+    let tiles: Vec<Image> = (0..c)
+        .map(|k| {
+            let (lo, hi) = map
+                .iter()
+                .skip(k)
+                .step_by(c)
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            let range = if hi - lo > 1e-12 {
+                hi - lo
+            } else {
+                f32::INFINITY
+            };
+            let mut img = Image::filled(w * scale, h * scale, 3, 0.0);
+            for y in 0..h * scale {
+                for x in 0..w * scale {
+                    let v = map[((y / scale) * w + x / scale) * c + k];
+                    let at = (y * img.width + x) * 3;
+                    img.data[at..at + 3].copy_from_slice(&viridis((v - lo) / range));
+                }
+            }
+            img
+        })
+        .collect();
+    tile(&tiles, TILES_PER_ROW)
+}
+
+/// Tiles pictures of one size into a grid, `per_row` to a row, with a dark 2-pixel gap.
+pub fn tile(images: &[Image], per_row: usize) -> Image {
+    let Some(first) = images.first() else {
+        return Image::filled(1, 1, 3, 0.0);
+    };
+    let (tw, th) = (first.width, first.height);
+    let cols = images.len().clamp(1, per_row.max(1));
+    let rows = images.len().div_ceil(cols);
     let width = cols * tw + (cols + 1) * GAP;
     let height = rows * th + (rows + 1) * GAP;
     let mut out = Image::filled(width, height, 3, 32.0);
-    for k in 0..c {
-        let (lo, hi) = map
-            .iter()
-            .skip(k)
-            .step_by(c)
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        let range = if hi - lo > 1e-12 {
-            hi - lo
-        } else {
-            f32::INFINITY
-        };
-        let (gy, gx) = (k / cols, k % cols);
-        let (oy, ox) = (GAP + gy * (th + GAP), GAP + gx * (tw + GAP));
-        for y in 0..th {
-            for x in 0..tw {
-                let v = map[((y / scale) * w + x / scale) * c + k];
-                let rgb = viridis((v - lo) / range);
-                let at = ((oy + y) * width + ox + x) * 3;
-                out.data[at..at + 3].copy_from_slice(&rgb);
+    for (i, img) in images.iter().enumerate() {
+        let (oy, ox) = (GAP + (i / cols) * (th + GAP), GAP + (i % cols) * (tw + GAP));
+        for y in 0..th.min(img.height) {
+            for x in 0..tw.min(img.width) {
+                for k in 0..3 {
+                    let v = img.at(y, x, k.min(img.channels - 1));
+                    out.data[((oy + y) * width + ox + x) * 3 + k] = v;
+                }
             }
         }
     }
