@@ -143,6 +143,8 @@ impl CompiledModel {
         let started = Instant::now();
         let mut jit = Jit::new()?;
         let mut warnings = Vec::new();
+        // (reason, layer) of every layer the JIT cannot compile.
+        let mut fallbacks: Vec<(String, String)> = Vec::new();
         let mut pending = Vec::new();
         let mut kernel_count = 0;
         let heads: Vec<Vec<NodeId>> = graph
@@ -174,10 +176,7 @@ impl CompiledModel {
                 Err(JitError::Unsupported(why)) => {
                     kernel_count = before;
                     jit.truncate(mark);
-                    warnings.push(format!(
-                        "layer `{}` runs on the reference kernels: {why}",
-                        graph.nodes[members[0]].name
-                    ));
+                    fallbacks.push((why, graph.nodes[members[0]].name.clone()));
                 }
                 Err(e) => return Err(e),
             }
@@ -198,14 +197,12 @@ impl CompiledModel {
                 Ok(p) => pool_pending.push(p),
                 Err(JitError::Unsupported(why)) => {
                     jit.truncate(mark);
-                    warnings.push(format!(
-                        "layer `{}` runs on the reference kernels: {why}",
-                        node.name
-                    ));
+                    fallbacks.push((why, node.name.clone()));
                 }
                 Err(e) => return Err(e),
             }
         }
+        warnings.extend(fallback_warnings(fallbacks));
         let kernels = jit.finish()?;
         progress(total, total);
         let mut kernels = kernels.into_iter();
@@ -350,6 +347,33 @@ fn compile_pool(
         forward,
         backward,
     })
+}
+
+/// One warning per reason for the layers that fall back to the reference kernels, naming
+/// each layer.
+fn fallback_warnings(fallbacks: Vec<(String, String)>) -> Vec<String> {
+    let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
+    for (why, layer) in fallbacks {
+        match by_reason.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, layers)) => layers.push(layer),
+            None => by_reason.push((why, vec![layer])),
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(|(why, layers)| match &layers[..] {
+            [one] => format!("layer `{one}` runs on the reference kernels: {why}"),
+            _ => format!(
+                "{} layers ({}) run on the reference kernels: {why}",
+                layers.len(),
+                layers
+                    .iter()
+                    .map(|l| format!("`{l}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+        .collect()
 }
 
 /// Emits one group's kernels; returns what `compile` needs to bind them, in emission order.
