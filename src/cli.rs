@@ -1,5 +1,6 @@
 //! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`,
-//! `cnntui bench`, `cnntui predict`, `cnntui weights`, `cnntui viz`, `cnntui plot`, `cnntui image`
+//! `cnntui bench`, `cnntui predict`, `cnntui weights`, `cnntui extract`, `cnntui viz`,
+//! `cnntui plot`, `cnntui image`
 //! (classic image operations, [`image`]). Errors are printed with their chain; bad input exits
 //! with status 2.
 
@@ -17,6 +18,8 @@ use cnntui::runtime::setup::{self, Overrides};
 use cnntui::runtime::{Backend, Mode};
 
 // Loaded through `#[path]` from main.rs, so each submodule's file is named explicitly.
+#[path = "cli/extract.rs"]
+mod extract;
 #[path = "cli/image.rs"]
 mod image;
 #[path = "cli/predict.rs"]
@@ -76,6 +79,9 @@ enum Cmd {
     Predict(predict::PredictArgs),
     /// List a weights file's tensors and how they map onto a model.
     Weights(weights::WeightsArgs),
+    /// Run a model's frozen base once over its data and store the features (safetensors),
+    /// for a classifier trained with `data: Features(file: ...)`.
+    Extract(extract::ExtractArgs),
     /// Look inside a model: activations, filters by gradient ascent, Grad-CAM heatmaps.
     #[command(subcommand)]
     Viz(viz::VizCommand),
@@ -178,8 +184,8 @@ struct TrainArgs {
     /// Which kernels run the model: the JIT (default) or the reference kernels.
     #[arg(long, value_enum, default_value = "jit")]
     backend: BackendArg,
-    /// Weights to start from, for every layer: safetensors, PyTorch .pth/.pt or a cnntui
-    /// checkpoint (headless training only; in the dashboard use the model's `base` weights).
+    /// Weights to start from, for every layer they name: safetensors, PyTorch .pth/.pt or a
+    /// cnntui checkpoint (loaded after the model's `base` weights).
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
 }
@@ -222,6 +228,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Cmd::Plot { history, out }) => plot(&history, &out),
         Some(Cmd::Predict(args)) => predict::predict(args),
         Some(Cmd::Weights(args)) => weights::weights(args),
+        Some(Cmd::Extract(args)) => extract::extract(args),
         Some(Cmd::Viz(command)) => viz::viz(command),
         Some(Cmd::Image { op }) => image::run(&op),
         None if !cli.train.headless && std::io::stdout().is_terminal() => {
@@ -424,7 +431,7 @@ fn train(args: TrainArgs) -> Result<i32> {
         "no model file given: pass one, e.g. `cnntui train models/mnist.ron --headless`",
     )?;
     set_threads(args.threads)?;
-    let prepared = setup::prepare_with_weights(&model, &overrides(&args), args.weights.as_deref())?;
+    let prepared = setup::prepare(&model, &overrides(&args))?;
     for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }
@@ -469,12 +476,6 @@ fn dashboard(args: TrainArgs, ascii: bool) -> Result<i32> {
         .model
         .as_deref()
         .context("no model file given: pass one, e.g. `cnntui models/mnist.ron`")?;
-    if args.weights.is_some() {
-        anyhow::bail!(
-            "--weights works with `cnntui train --headless`; for the dashboard, name the file in \
-             the model's `base: (..., weights: \"FILE\")`"
-        );
-    }
     set_threads(args.threads)?;
     let theme = cnntui::tui::Theme::from_env(ascii);
     match cnntui::tui::run_dashboard(model, overrides(&args), theme) {
@@ -493,5 +494,6 @@ fn overrides(args: &TrainArgs) -> Overrides {
         resume: args.resume.clone(),
         seed: args.seed,
         backend: args.backend.into(),
+        weights: args.weights.clone(),
     }
 }

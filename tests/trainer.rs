@@ -57,6 +57,7 @@ fn stopping_and_resuming_gives_exactly_the_uninterrupted_weights() {
         resume: None,
         seed: None,
         backend: cnntui::runtime::Backend::Jit,
+        weights: None,
     };
     let (_, expected) = train(&whole, |_| None);
 
@@ -124,6 +125,7 @@ fn commands_take_effect_at_the_next_batch() {
         resume: None,
         seed: None,
         backend: cnntui::runtime::Backend::Jit,
+        weights: None,
     };
     let (events, _) = train(&o, |b| match b {
         1 => Some(Command::SetLearningRate(5e-4)),
@@ -177,6 +179,7 @@ fn a_few_hundred_steps_learn_mnist() {
         resume: None,
         seed: None,
         backend: cnntui::runtime::Backend::Jit,
+        weights: None,
     };
     let (events, _) = train(&o, |_| None);
     let acc = events.iter().find_map(|e| match e {

@@ -42,6 +42,7 @@ fn the_loop_prepares_trains_saves_and_quits_drawing_at_most_ten_frames_a_second(
         resume: None,
         seed: None,
         backend: cnntui::runtime::Backend::Jit,
+        weights: None,
     };
     spawn_prepare(model("mnist.ron"), overrides, tx.clone());
     spawn_ticker(tx.clone());

@@ -244,6 +244,14 @@ pub enum DataError {
         found: Vec<String>,
     },
 
+    /// A file `data: Features(file: ...)` names that is not what `cnntui extract` writes.
+    #[error(
+        "{}: not a features file written by `cnntui extract` ({reason}); make one with \
+         `cnntui extract MODEL --out FILE`",
+        path.display()
+    )]
+    Features { path: PathBuf, reason: String },
+
     /// A validation fraction outside `[0, 1)`.
     #[error("validation split {fraction} is outside [0, 1); use a fraction such as 0.1")]
     BadFraction {

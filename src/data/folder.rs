@@ -96,6 +96,25 @@ impl FolderOptions {
             // Pillow's `convert("L")` for colour files; grey files pass through.
             ColorMode::Grayscale => grey(&Image::from_dynamic(&decoded)),
         };
+        self.convert(img)
+    }
+
+    /// Converts a sample already in memory (an IDX image, say) to the colour mode — PIL's
+    /// `convert`: luma for colour to grey, the grey value repeated for grey to RGB — then
+    /// resizes it.
+    ///
+    /// # Errors
+    /// The resizer's reason (a zero-sized image).
+    pub fn convert(&self, img: Image) -> Result<Image, String> {
+        let img = match (self.color_mode, img.channels) {
+            (ColorMode::Grayscale, c) if c != 1 => grey(&img),
+            (ColorMode::Rgb, 1) => Image {
+                data: img.data.iter().flat_map(|&v| [v, v, v]).collect(),
+                channels: 3,
+                ..img
+            },
+            _ => img,
+        };
         let (h, w) = self.image_size;
         if (img.height, img.width) == (h, w) {
             return Ok(img);

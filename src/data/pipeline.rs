@@ -52,10 +52,10 @@ impl Loader {
         }
     }
 
-    /// Worker threads worth using: none for in-memory samples that are not augmented (a copy),
-    /// otherwise one per core.
+    /// Worker threads worth using: none when making a sample is a copy (in memory, not
+    /// converted, not augmented), otherwise one per core.
     pub fn suggested_threads(&self) -> usize {
-        if !self.samples.is_on_disk() && self.augment.is_none() {
+        if !self.samples.is_costly() && self.augment.is_none() {
             0
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -63,7 +63,7 @@ impl Loader {
     }
 
     /// Writes sample `i` into `out`: augmented (when this loader augments and `epoch` is
-    /// given) with the generator of `(seed, epoch, i)`, then rescaled.
+    /// given) with the generator of `(seed, epoch, i)`, then scaled ([`Samples::scale`]).
     ///
     /// # Errors
     /// The reason the sample could not be read; `out` is then zero.
@@ -91,10 +91,7 @@ impl Loader {
             }
             _ => out.copy_from_slice(&img.data),
         }
-        let r = self.samples.rescale;
-        if r != 1.0 {
-            out.iter_mut().for_each(|v| *v *= r);
-        }
+        self.samples.scale(out);
         Ok(())
     }
 

@@ -14,8 +14,13 @@ use super::folder::{FolderOptions, Scan};
 use super::image::{Image, ImageOp};
 
 enum Store {
-    /// NHWC values, `len · h · w · c`.
-    Memory(Vec<f32>),
+    /// NHWC values, `len · stored_shape`; converted on read when `convert` is given (an IDX
+    /// dataset resized and turned to RGB for a pretrained base).
+    Memory {
+        values: Vec<f32>,
+        stored_shape: [usize; 3],
+        convert: Option<FolderOptions>,
+    },
     Files {
         files: Vec<PathBuf>,
         options: FolderOptions,
@@ -34,6 +39,9 @@ pub struct Samples {
     pub labels: Vec<u32>,
     /// Multiplies every value after augmentation (Keras's `rescale`).
     pub rescale: f32,
+    /// Per-channel `(mean, std)` applied after `rescale` — `(x · rescale − mean) / std` — as
+    /// the weights of a pretrained base record it (torchvision's ImageNet statistics).
+    pub normalise: Option<(Vec<f32>, Vec<f32>)>,
     /// Image operations applied to every sample as it is read, before augmentation.
     pub preprocess: Vec<ImageOp>,
     store: Store,
@@ -48,8 +56,46 @@ impl Samples {
             class_names: Vec::new(),
             labels: data.labels,
             rescale,
+            normalise: None,
             preprocess: Vec::new(),
-            store: Store::Memory(data.images),
+            store: Store::Memory {
+                values: data.images,
+                stored_shape: data.shape,
+                convert: None,
+            },
+        }
+    }
+
+    /// These in-memory samples converted as they are read: resized to `options.image_size`
+    /// and turned to its colour mode (the samples' shape becomes `options.shape()`). Files are
+    /// converted as they are decoded already; for them this changes nothing.
+    pub fn converted(mut self, options: FolderOptions) -> Samples {
+        if let Store::Memory { convert, .. } = &mut self.store {
+            *convert = Some(options);
+            self.shape = options.shape();
+        }
+        self
+    }
+
+    /// With `(x · rescale − mean) / std` per channel (see [`Samples::normalise`]).
+    pub fn normalised(mut self, mean: Vec<f32>, std: Vec<f32>) -> Samples {
+        self.normalise = Some((mean, std));
+        self
+    }
+
+    /// Turns one sample on the 0–255 scale (augmented or not) into model input, in place:
+    /// `· rescale`, then `normalise`, if any.
+    pub fn scale(&self, x: &mut [f32]) {
+        if self.rescale != 1.0 {
+            x.iter_mut().for_each(|v| *v *= self.rescale);
+        }
+        if let Some((mean, std)) = &self.normalise {
+            let c = mean.len();
+            for px in x.chunks_exact_mut(c) {
+                for ((v, m), s) in px.iter_mut().zip(mean).zip(std) {
+                    *v = (*v - m) / s;
+                }
+            }
         }
     }
 
@@ -61,6 +107,7 @@ impl Samples {
             class_names: scan.class_names,
             labels: scan.labels,
             rescale,
+            normalise: None,
             preprocess: Vec::new(),
             store: Store::Files {
                 files: scan.files,
@@ -82,9 +129,14 @@ impl Samples {
         self.shape.iter().product()
     }
 
-    /// Whether the samples are decoded from files (work worth doing on other threads).
-    pub fn is_on_disk(&self) -> bool {
-        matches!(self.store, Store::Files { .. })
+    /// Whether reading a sample is more than a copy (decoding, resizing or image operations:
+    /// work worth doing on other threads).
+    pub fn is_costly(&self) -> bool {
+        !self.preprocess.is_empty()
+            || match &self.store {
+                Store::Files { .. } => true,
+                Store::Memory { convert, .. } => convert.is_some(),
+            }
     }
 
     /// Sample `i` on the 0–255 scale, before augmentation and rescaling.
@@ -112,16 +164,23 @@ impl Samples {
 
     /// Sample `i` as stored (decoded and resized for files).
     fn stored(&self, i: usize) -> Result<Image, String> {
-        let [h, w, c] = self.shape;
         match &self.store {
-            Store::Memory(values) => {
+            Store::Memory {
+                values,
+                stored_shape: [h, w, c],
+                convert,
+            } => {
                 let n = h * w * c;
-                Ok(Image {
-                    width: w,
-                    height: h,
-                    channels: c,
+                let img = Image {
+                    width: *w,
+                    height: *h,
+                    channels: *c,
                     data: values[i * n..(i + 1) * n].to_vec(),
-                })
+                };
+                match convert {
+                    Some(options) => options.convert(img),
+                    None => Ok(img),
+                }
             }
             Store::Files { files, options } => options
                 .load(&files[i])
@@ -137,7 +196,7 @@ impl std::fmt::Debug for Samples {
             .field("shape", &self.shape)
             .field("len", &self.len())
             .field("classes", &self.classes)
-            .field("on_disk", &self.is_on_disk())
+            .field("costly", &self.is_costly())
             .finish_non_exhaustive()
     }
 }

@@ -147,6 +147,8 @@ pub struct Graph {
     pub functional: bool,
     /// Weight files to load into layers of a `base`, with the names of those layers.
     pub base_weights: Vec<(std::path::PathBuf, Vec<String>)>,
+    /// The last layer of the model file's `base` (what feature extraction stores by default).
+    pub base_output: Option<String>,
     /// Fused groups (empty until `crate::passes::optimize` runs).
     pub groups: Vec<FusedGroup>,
 }

@@ -41,7 +41,7 @@ struct Entry {
 /// Every [`LowerError`]; parse errors of a `base` file.
 pub fn lower(file: &ModelFile) -> Result<Graph, LoadError> {
     let mut chain = vec![file.path.display().to_string()];
-    let (input, entries, base_ranges) = collect(file, true, &mut chain)?;
+    let (input, entries, base_ranges, base_len) = collect(file, true, &mut chain)?;
     let own_file = file.path.clone();
     let input = input.ok_or_else(|| LowerError::NoInput {
         file: own_file.clone(),
@@ -56,6 +56,7 @@ pub fn lower(file: &ModelFile) -> Result<Graph, LoadError> {
         .into_iter()
         .map(|(path, range)| (path, names[range].to_vec()))
         .collect();
+    let base_output = base_len.checked_sub(1).map(|last| names[last].clone());
     let inputs = resolve_inputs(&entries, &names)?;
     let order = topological_order(&own_file, &names, &inputs)?;
 
@@ -100,6 +101,7 @@ pub fn lower(file: &ModelFile) -> Result<Graph, LoadError> {
         output,
         functional,
         base_weights,
+        base_output,
         groups: Vec::new(),
     };
     if let Some(FreezeSpec::UpTo(name)) = &file.spec.freeze
@@ -123,12 +125,13 @@ pub fn lower(file: &ModelFile) -> Result<Graph, LoadError> {
     Ok(graph)
 }
 
-/// The input, the entries bottom first, and each base's weights file with the range of
-/// entries it fills.
+/// The input, the entries bottom first, each base's weights file with the range of entries it
+/// fills, and how many of the entries the file's own `base` gave.
 type Collected = (
     Option<(i64, i64, i64)>,
     Vec<Entry>,
     Vec<(PathBuf, std::ops::Range<usize>)>,
+    usize,
 );
 
 /// Flattens a file and its bases into one list of entries, bottom first.
@@ -153,7 +156,7 @@ fn collect(
         }
         chain.push(shown);
         let base_file = model::load(&path)?;
-        let (base_input, mut base_entries, base_weights) =
+        let (base_input, mut base_entries, base_weights, _) =
             collect(&base_file, base.include_top, chain)?;
         chain.pop();
         if !base.trainable {
@@ -169,6 +172,7 @@ fn collect(
         input = base.input_shape.or(input).or(base_input);
         entries.extend(base_entries);
     }
+    let base_len = entries.len();
     let own = file
         .spec
         .layers
@@ -180,7 +184,7 @@ fn collect(
         index: i + 1,
         frozen_by_base: false,
     }));
-    Ok((input, entries, weights))
+    Ok((input, entries, weights, base_len))
 }
 
 /// Keras's automatic names (`conv2d`, `conv2d_1`, …) for unnamed layers; rejects duplicates.

@@ -386,9 +386,29 @@ pub enum DataSpec {
         /// Classic image operations applied to every sample before augmentation, in order.
         #[serde(default)]
         preprocess: Vec<crate::data::image::ImageOp>,
+        /// `(height, width)` to resize every image to (default: as stored), e.g. `(96, 96)`
+        /// for a pretrained base.
+        #[serde(default)]
+        image_size: Option<(i64, i64)>,
+        /// How to resize: `nearest`, `bilinear` (default), `bicubic`, `lanczos` or `area`.
+        #[serde(default)]
+        interpolation: Option<String>,
+        /// `grayscale` (as stored) or `rgb` (the grey value repeated, for an ImageNet base).
+        #[serde(default)]
+        color_mode: Option<String>,
     },
     /// Folders of images, one subdirectory per class (Keras `image_dataset_from_directory`).
     Folder(FolderSpec),
+    /// Features a frozen convolutional base computed once and stored by `cnntui extract`
+    /// (a safetensors file): the fast way of the lecture's feature extraction. The model's
+    /// `input` is the features' shape; no rescaling or augmentation applies.
+    Features {
+        /// The file `cnntui extract` wrote, relative to the model file.
+        file: String,
+        /// Keep the first N training samples.
+        #[serde(default)]
+        limit: Option<i64>,
+    },
 }
 
 /// An image-folder dataset, with the names of Keras's `image_dataset_from_directory`.

@@ -29,6 +29,9 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// What runs the convolutions and dense layers.
     pub backend: super::Backend,
+    /// A weights file (safetensors, PyTorch or a cnntui checkpoint; see [`crate::weights`])
+    /// loaded into every layer it names, after the weights of the model's `base`.
+    pub weights: Option<PathBuf>,
 }
 
 /// Why training could not start.
@@ -264,19 +267,6 @@ fn positive(file: &Path, field: &'static str, v: i64) -> Result<usize, SetupErro
 /// # Errors
 /// Every [`SetupError`].
 pub fn prepare(path: &Path, overrides: &Overrides) -> Result<Prepared, SetupError> {
-    prepare_with_weights(path, overrides, None)
-}
-
-/// [`prepare`], then `weights` (a safetensors, PyTorch or cnntui file; see
-/// [`crate::weights`]) loaded into every layer, after the weights of the model's `base`.
-///
-/// # Errors
-/// Every [`SetupError`].
-pub fn prepare_with_weights(
-    path: &Path,
-    overrides: &Overrides,
-    weights: Option<&Path>,
-) -> Result<Prepared, SetupError> {
     let file = model::load(path).map_err(LoadError::from)?;
     let mut graph = ir::lower(&file)?;
     crate::passes::optimize(
@@ -333,16 +323,23 @@ pub fn prepare_with_weights(
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&graph.name));
     super::trainer::check_writable(&save_dir).map_err(SetupError::SaveDir)?;
-    let loaded = load_data(&file, &spec, overrides.limit)?;
+    let mut params = ParamStore::init(&graph, spec.seed);
+    let (mut warnings, preprocessing) =
+        crate::weights::load_for_model(&graph, &mut params.tensors, overrides.weights.as_deref())?;
+    let normalise = preprocessing.as_ref().and_then(|p| p.normalisation());
+    let loaded = load_data(&file, &spec, overrides.limit, normalise.as_ref())?;
     if let Some(label_mode) = loaded.label_mode {
         check_classes(path, &graph, &loaded, label_mode)?;
     }
     check_data(path, &graph, spec.loss, &loaded.data)?;
     let data = loaded.data;
-
-    let mut params = ParamStore::init(&graph, spec.seed);
-    let (mut warnings, preprocessing) =
-        crate::weights::load_for_model(&graph, &mut params.tensors, weights)?;
+    if normalise.is_some() && !matches!(spec.data, model::DataSpec::Features { .. }) {
+        warnings.push(
+            "the images are normalised with ImageNet's channel mean and std after the rescale, \
+             as the imported weights expect"
+                .into(),
+        );
+    }
     let optimizer = Optimizer::new(spec.optimizer, &graph);
     let loss = Loss::new(spec.loss, &graph);
     let config = TrainConfig {

@@ -30,6 +30,16 @@ impl Preprocessing {
         }
     }
 
+    /// The per-channel `(mean, std)` a dataset's rescaled (0–1) samples are normalised with
+    /// when they train or run a model holding these weights: ImageNet's for torchvision's
+    /// transform, none for a plain rescale.
+    pub fn normalisation(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        match self {
+            Preprocessing::ImageNet { .. } => Some((IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec())),
+            Preprocessing::Rescale { .. } => None,
+        }
+    }
+
     /// One line for people.
     pub fn describe(&self) -> String {
         match self {

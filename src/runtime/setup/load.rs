@@ -126,6 +126,59 @@ fn check_preprocessed_shape(file: &Path, samples: &Samples) -> Result<(), SetupE
     Ok(())
 }
 
+/// The `image_size`, `interpolation` and `color_mode` of a data section, checked; absent
+/// ones take `default`'s.
+fn image_options(
+    path: &Path,
+    image_size: Option<(i64, i64)>,
+    interpolation: Option<&str>,
+    color_mode: Option<&str>,
+    default: FolderOptions,
+) -> Result<FolderOptions, SetupError> {
+    let (h, w) = match image_size {
+        None => default.image_size,
+        Some((h, w)) => {
+            let size = |v: i64| usize::try_from(v).ok().filter(|&v| v > 0);
+            let (Some(sh), Some(sw)) = (size(h), size(w)) else {
+                return Err(bad(
+                    path,
+                    "data.image_size",
+                    format!("({h}, {w})"),
+                    "two sides of at least 1 pixel",
+                ));
+            };
+            (sh, sw)
+        }
+    };
+    let interpolation = match interpolation {
+        None => default.interpolation,
+        Some(name) => name.parse().map_err(|_| {
+            bad(
+                path,
+                "data.interpolation",
+                format!("\"{name}\""),
+                "one of nearest, bilinear, bicubic, lanczos, area",
+            )
+        })?,
+    };
+    let color_mode = match color_mode {
+        None => default.color_mode,
+        Some(name) => ColorMode::from_name(name).ok_or_else(|| {
+            bad(
+                path,
+                "data.color_mode",
+                format!("\"{name}\""),
+                "one of rgb, grayscale",
+            )
+        })?,
+    };
+    Ok(FolderOptions {
+        image_size: (h, w),
+        interpolation,
+        color_mode,
+    })
+}
+
 fn rescale(file: &Path, field: &'static str, v: Option<f64>) -> Result<f32, SetupError> {
     let r = v.unwrap_or(1.0 / 255.0);
     if !(r.is_finite() && r > 0.0) {
@@ -140,6 +193,8 @@ fn rescale(file: &Path, field: &'static str, v: Option<f64>) -> Result<f32, Setu
 }
 
 /// Loads the data `spec` names; `limit` (the `--limit` flag) overrides the file's `limit`.
+/// Images (not stored features) are normalised per channel with `normalise` (`(mean, std)`)
+/// after their rescale, when the model's weights ask for it.
 ///
 /// # Errors
 /// Settings out of range (naming the file and the field), and data errors naming the files.
@@ -147,18 +202,43 @@ pub fn load_data(
     file: &ModelFile,
     spec: &TrainSpec,
     limit: Option<usize>,
+    normalise: Option<&(Vec<f32>, Vec<f32>)>,
 ) -> Result<Loaded, SetupError> {
+    let norm = |s: Samples| match normalise {
+        Some((mean, std)) if mean.len() == s.shape[2] => s.normalised(mean.clone(), std.clone()),
+        _ => s,
+    };
     match &spec.data {
         DataSpec::Idx {
             dir,
             rescale: r,
             limit: file_limit,
             preprocess,
+            image_size,
+            interpolation,
+            color_mode,
         } => {
             check_preprocess(&file.path, preprocess)?;
             let r = rescale(&file.path, "data.rescale", *r)?;
             let limit = limit.or(positive_limit(&file.path, "data.limit", *file_limit)?);
             let splits = data::load_idx_dir(&file.resolve(dir), 1.0)?;
+            let [h, w, c] = splits.train.shape;
+            let stored = FolderOptions {
+                image_size: (h, w),
+                interpolation: Filter::Bilinear,
+                color_mode: if c == 3 {
+                    ColorMode::Rgb
+                } else {
+                    ColorMode::Grayscale
+                },
+            };
+            let options = image_options(
+                &file.path,
+                *image_size,
+                interpolation.as_deref(),
+                color_mode.as_deref(),
+                stored,
+            )?;
             let mut train = splits.train;
             if let Some(limit) = limit {
                 train = train.take(limit);
@@ -171,7 +251,14 @@ pub fn load_data(
                     (t, Some(v))
                 }
             };
-            let wrap = |d| Arc::new(Samples::memory(d, r).with_preprocess(preprocess.clone()));
+            let wrap = |d| {
+                let s = Samples::memory(d, r).with_preprocess(preprocess.clone());
+                Arc::new(norm(if options == stored {
+                    s
+                } else {
+                    s.converted(options)
+                }))
+            };
             let train = wrap(train);
             check_preprocessed_shape(&file.path, &train)?;
             Ok(Loaded {
@@ -187,8 +274,74 @@ pub fn load_data(
                 warnings: Vec::new(),
             })
         }
-        DataSpec::Folder(f) => load_folder(file, spec, f, limit),
+        DataSpec::Features { file: f, limit: l } => load_features(
+            file,
+            spec,
+            f,
+            limit.or(positive_limit(&file.path, "data.limit", *l)?),
+        ),
+        DataSpec::Folder(f) => load_folder(file, spec, f, limit, &norm),
     }
+}
+
+/// Stored features (`cnntui extract`): in memory, not rescaled, not augmented.
+fn load_features(
+    file: &ModelFile,
+    spec: &TrainSpec,
+    name: &str,
+    limit: Option<usize>,
+) -> Result<Loaded, SetupError> {
+    let path = file.resolve(name);
+    let stored = data::features::read(&path)?;
+    if spec.augment.is_some() {
+        return Err(bad(
+            &file.path,
+            "augment",
+            "(...)",
+            "absent with `Features` data: stored features are computed once, so they cannot be \
+             augmented (train the base end to end with augmentation instead)",
+        ));
+    }
+    let mut train = stored.train;
+    if let Some(limit) = limit {
+        train = train.take(limit);
+    }
+    let (train, validation) = match spec.validation {
+        ValidationSpec::None => (train, None),
+        ValidationSpec::TestSplit => match (&stored.test, &stored.validation) {
+            (Some(t), _) => (train, Some(t.clone())),
+            (None, _) => {
+                return Err(bad(
+                    &file.path,
+                    "validation",
+                    "TestSplit",
+                    "None or Split(f): the features file has no test split",
+                ));
+            }
+        },
+        ValidationSpec::Split(f) => {
+            let (t, v) = train.split_tail(f)?;
+            (t, Some(v))
+        }
+    };
+    let names = stored.class_names;
+    let wrap = |d| {
+        let mut s = Samples::memory(d, 1.0);
+        s.class_names = names.clone();
+        Arc::new(s)
+    };
+    Ok(Loaded {
+        data: TrainData {
+            train: wrap(train),
+            validation: validation.or(stored.validation).map(wrap),
+            test: stored.test.map(wrap),
+            augment: None,
+        },
+        label_mode: None,
+        folder: None,
+        train_dir: None,
+        warnings: Vec::new(),
+    })
 }
 
 fn load_folder(
@@ -196,36 +349,20 @@ fn load_folder(
     spec: &TrainSpec,
     f: &FolderSpec,
     limit: Option<usize>,
+    norm: &dyn Fn(Samples) -> Samples,
 ) -> Result<Loaded, SetupError> {
     let path = file.path.as_path();
-    let (h, w) = f.image_size.unwrap_or((256, 256));
-    let size = |v: i64| usize::try_from(v).ok().filter(|&v| v > 0);
-    let (Some(h), Some(w)) = (size(h), size(w)) else {
-        return Err(bad(
-            path,
-            "data.image_size",
-            format!("({h}, {w})"),
-            "two sides of at least 1 pixel",
-        ));
-    };
-    let interpolation_name = f.interpolation.as_deref().unwrap_or("bilinear");
-    let interpolation: Filter = interpolation_name.parse().map_err(|_| {
-        bad(
-            path,
-            "data.interpolation",
-            format!("\"{interpolation_name}\""),
-            "one of nearest, bilinear, bicubic, lanczos, area",
-        )
-    })?;
-    let color_name = f.color_mode.as_deref().unwrap_or("rgb");
-    let color_mode = ColorMode::from_name(color_name).ok_or_else(|| {
-        bad(
-            path,
-            "data.color_mode",
-            format!("\"{color_name}\""),
-            "one of rgb, grayscale",
-        )
-    })?;
+    let options = image_options(
+        path,
+        f.image_size,
+        f.interpolation.as_deref(),
+        f.color_mode.as_deref(),
+        FolderOptions {
+            image_size: (256, 256),
+            interpolation: Filter::Bilinear,
+            color_mode: ColorMode::Rgb,
+        },
+    )?;
     let label_mode = match &f.label_mode {
         None => LabelMode::of_loss(spec.loss),
         Some(name) => LabelMode::from_name(name).ok_or_else(|| {
@@ -282,11 +419,6 @@ fn load_folder(
         ));
     }
     let augment = augment(path, spec.augment.as_ref())?;
-    let options = FolderOptions {
-        image_size: (h, w),
-        interpolation,
-        color_mode,
-    };
     let mut warnings = Vec::new();
     let mut scan = |dir: &str, classes: Option<&[String]>| -> Result<folder::Scan, SetupError> {
         let s = folder::scan(&file.resolve(dir), &options, classes)?;
@@ -313,7 +445,11 @@ fn load_folder(
         None => train,
     };
     check_preprocess(path, &f.preprocess)?;
-    let wrap = |s| Arc::new(Samples::files(s, options, r).with_preprocess(f.preprocess.clone()));
+    let wrap = |s| {
+        Arc::new(norm(
+            Samples::files(s, options, r).with_preprocess(f.preprocess.clone()),
+        ))
+    };
     let test = test.map(wrap);
     let validation = match spec.validation {
         ValidationSpec::TestSplit => test.clone(),
