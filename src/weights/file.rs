@@ -138,6 +138,10 @@ impl fmt::Debug for WeightsFile {
     }
 }
 
+/// A safetensors file starts with its header's length (u64, little-endian), then the
+/// header's `{`. Checked before a legacy PyTorch file's `0x80`: a header length whose low byte
+/// is 0x80 (one checkpoint in 256) starts with that byte too, while a legacy file's byte 8
+/// lies inside its magic number (`0x1950a86a20f9469cfc6c`), never `{`.
 fn is_safetensors(b: &[u8]) -> bool {
     b.len() >= 9 && b[8] == b'{'
 }
@@ -179,11 +183,11 @@ impl WeightsFile {
         if head.starts_with(b"PK\x03\x04") {
             wf.format = Format::TorchZip;
             super::torch::read_zip(&mut wf)?;
+        } else if is_safetensors(head) {
+            super::safetensors_file::read(&mut wf)?;
         } else if head.first() == Some(&0x80) {
             wf.format = Format::TorchLegacy;
             super::torch::read_legacy(&mut wf)?;
-        } else if is_safetensors(head) {
-            super::safetensors_file::read(&mut wf)?;
         } else {
             let hint = if head.starts_with(b"PK") {
                 ": it is a zip archive without PyTorch's data.pkl"
@@ -332,7 +336,29 @@ fn f16_to_f32(h: u16) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::f16_to_f32;
+    use super::{WeightsFile, f16_to_f32};
+
+    /// A safetensors file whose header length ends in the byte 0x80 — the first byte of a
+    /// pickle — is still read as safetensors (a MobileNetV2 checkpoint once was not).
+    #[test]
+    fn a_safetensors_header_length_ending_in_0x80_is_not_a_pickle() {
+        use safetensors::tensor::{Dtype, TensorView};
+        let data = [0u8; 8];
+        let bytes = (0..256)
+            .map(|pad| {
+                let view = TensorView::new(Dtype::F32, vec![2], &data).expect("view");
+                let meta = [("pad".to_string(), "x".repeat(pad))].into_iter().collect();
+                safetensors::serialize([("t", view)], Some(meta)).expect("serialises")
+            })
+            .find(|b| b[0] == 0x80)
+            .expect("some padding gives a header length of 0x..80");
+        let path = std::env::temp_dir().join(format!("cnntui-0x80-{}.st", std::process::id()));
+        std::fs::write(&path, &bytes).expect("writes");
+        let opened = WeightsFile::open(&path);
+        let _ = std::fs::remove_file(&path);
+        let wf = opened.expect("reads as safetensors");
+        assert_eq!(wf.tensors.len(), 1);
+    }
 
     #[test]
     fn half_precision_converts_exactly() {
