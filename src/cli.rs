@@ -1,8 +1,7 @@
 //! The command line (clap): `cnntui MODEL` (the dashboard), `cnntui train`, `cnntui summary`,
 //! `cnntui bench`, `cnntui predict`, `cnntui weights`, `cnntui extract`, `cnntui viz`,
-//! `cnntui plot`, `cnntui image`
-//! (classic image operations, [`image`]). Errors are printed with their chain; bad input exits
-//! with status 2.
+//! `cnntui plot`, `cnntui image` (classic image operations, [`image`]). Errors are printed with
+//! their chain; bad input exits with status 2.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -151,14 +151,8 @@ pub fn extract(args: ExtractArgs) -> Result<i32> {
             eprintln!("warning: {w}");
         }
     }
-    passes::optimize(
-        &mut graph,
-        &passes::Target {
-            training: false,
-            requested: vec![],
-        },
-    )
-    .map_err(|e| super::Internal(e.to_string()))?;
+    passes::optimize(&mut graph, &passes::Target::default())
+        .map_err(|e| super::Internal(e.to_string()))?;
     let normalise = preprocessing.as_ref().and_then(|p| p.normalisation());
     let loaded = load_data(&file, &spec, args.limit, normalise.as_ref())?;
     for w in &loaded.warnings {
@@ -212,10 +206,10 @@ pub fn extract(args: ExtractArgs) -> Result<i32> {
     })?;
     let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
     println!(
-        "wrote {} ({:.1} MB); train a classifier on it with `data: Features(file: \"{}\")`",
+        "wrote {} ({:.1} MB); train a classifier on it with a model file whose data is \
+         `Features(file: \"...\")` (the path relative to that model file)",
         args.out.display(),
         bytes as f64 / 1e6,
-        args.out.display()
     );
     Ok(0)
 }

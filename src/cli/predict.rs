@@ -86,14 +86,8 @@ pub(super) struct Ready {
 pub(super) fn ready(model_path: &Path, extra: Option<&Path>) -> Result<Ready> {
     let file = model::load(model_path).map_err(ir::LoadError::from)?;
     let mut graph = ir::lower(&file)?;
-    passes::optimize(
-        &mut graph,
-        &passes::Target {
-            training: false,
-            requested: vec![],
-        },
-    )
-    .map_err(|e| super::Internal(e.to_string()))?;
+    passes::optimize(&mut graph, &passes::Target::default())
+        .map_err(|e| super::Internal(e.to_string()))?;
     if graph.base_weights.is_empty() && extra.is_none() {
         bail!(
             "{}: no weights to predict with: pass `--weights FILE` (safetensors, PyTorch .pth or a \
