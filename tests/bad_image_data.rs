@@ -7,77 +7,16 @@
 //! (crops of scikit-image's `chelsea` and `coffee`, fetched by `scripts/assets`) and writes a
 //! model file beside it, so that relative paths in the file resolve into the folder.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cnntui::data::image::{Filter, Image, Rounding, resize};
-
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn assert_exit(&self, code: i32, needles: &[&str]) {
-        let mut problems = Vec::new();
-        if self.code != Some(code) {
-            problems.push(format!(
-                "exit status {:?}, expected Some({code})",
-                self.code
-            ));
-        }
-        if self.stderr.contains("panicked") {
-            problems.push("stderr contains `panicked`".to_string());
-        }
-        for needle in needles {
-            if !self.stderr.contains(needle) {
-                problems.push(format!("stderr lacks `{needle}`"));
-            }
-        }
-        assert!(
-            problems.is_empty(),
-            "{}\n  {}\n--- stderr ---\n{}--- stdout ---\n{}",
-            self.what,
-            problems.join("\n  "),
-            self.stderr,
-            self.stdout
-        );
-    }
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(case: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "cnntui-bad-image-data-{}-{case}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir can be created");
-        TempDir(dir)
-    }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{Run, TempDir, cnntui, repo};
 
 fn photo(name: &str) -> Image {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/images")
-        .join(name);
-    Image::open(&path).expect("run scripts/assets to fetch the sample photographs")
+    let path = repo(&format!("assets/images/{name}"));
+    Image::open(Path::new(&path)).expect("run scripts/assets to fetch the sample photographs")
 }
 
 /// `dir/NAME/CLASS/i.png|jpg`: `per_class` 20×20 crops of a photograph per class.
@@ -136,26 +75,9 @@ fn model(
     path.to_str().expect("UTF-8 temp path").to_string()
 }
 
+/// `cnntui train MODEL --headless --save DIR/runs`.
 fn train(model: &str, dir: &TempDir) -> Run {
-    let save = dir.join("runs");
-    let args = [
-        "train",
-        model,
-        "--headless",
-        "--save",
-        save.to_str().expect("UTF-8"),
-    ];
-    let out = Command::new(env!("CARGO_BIN_EXE_cnntui"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("the cnntui binary runs");
-    Run {
-        what: format!("cnntui {}", args.join(" ")),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cnntui(&["train", model, "--headless", "--save", &dir.path("runs")])
 }
 
 const TWO: [(&str, &str); 2] = [("cat", "chelsea.png"), ("coffee", "coffee.png")];
@@ -163,7 +85,7 @@ const SIZED: &str = r#"dir: "train", image_size: (16, 16)"#;
 
 #[test]
 fn corrupt_truncated_and_non_image_files_are_skipped_counted_and_named() {
-    let tmp = TempDir::new("corrupt");
+    let tmp = TempDir::new("bad-image-data-corrupt");
     let folder = image_folder(&tmp.join("train"), &TWO, 4);
     let png = std::fs::read(folder.join("cat/0.png")).expect("png");
     std::fs::write(folder.join("cat/truncated.png"), &png[..png.len() / 3]).expect("write");
@@ -197,7 +119,7 @@ fn corrupt_truncated_and_non_image_files_are_skipped_counted_and_named() {
 
 #[test]
 fn an_empty_class_folder_is_named() {
-    let tmp = TempDir::new("empty-class");
+    let tmp = TempDir::new("bad-image-data-empty-class");
     image_folder(&tmp.join("train"), &TWO, 2);
     std::fs::create_dir_all(tmp.join("train/dog")).expect("dir");
     let m = model(
@@ -213,7 +135,7 @@ fn an_empty_class_folder_is_named() {
 
 #[test]
 fn one_class_for_a_categorical_loss_is_refused() {
-    let tmp = TempDir::new("one-class");
+    let tmp = TempDir::new("bad-image-data-one-class");
     image_folder(&tmp.join("train"), &TWO[..1], 2);
     let m = model(&tmp.0, SIZED, 1, "Softmax", "CategoricalCrossentropy", "");
     train(&m, &tmp).assert_exit(
@@ -228,7 +150,7 @@ fn one_class_for_a_categorical_loss_is_refused() {
 
 #[test]
 fn a_label_mode_that_does_not_match_the_output_layer_is_named() {
-    let tmp = TempDir::new("label-mode-output");
+    let tmp = TempDir::new("bad-image-data-label-mode-output");
     image_folder(&tmp.join("train"), &TWO, 2);
     let data = format!(r#"{SIZED}, label_mode: "binary""#);
     let m = model(&tmp.0, &data, 2, "Softmax", "BinaryCrossentropy", "");
@@ -243,7 +165,7 @@ fn a_label_mode_that_does_not_match_the_output_layer_is_named() {
 
 #[test]
 fn a_label_mode_that_does_not_match_the_loss_is_named() {
-    let tmp = TempDir::new("label-mode-loss");
+    let tmp = TempDir::new("bad-image-data-label-mode-loss");
     image_folder(&tmp.join("train"), &TWO, 2);
     let data = format!(r#"{SIZED}, label_mode: "categorical""#);
     let m = model(
@@ -265,7 +187,7 @@ fn a_label_mode_that_does_not_match_the_loss_is_named() {
 
 #[test]
 fn an_image_size_that_does_not_match_the_input_is_named() {
-    let tmp = TempDir::new("image-size");
+    let tmp = TempDir::new("bad-image-data-image-size");
     image_folder(&tmp.join("train"), &TWO, 2);
     let m = model(
         &tmp.0,
@@ -288,7 +210,7 @@ fn an_image_size_that_does_not_match_the_input_is_named() {
 
 #[test]
 fn an_unknown_interpolation_lists_the_valid_ones() {
-    let tmp = TempDir::new("interpolation");
+    let tmp = TempDir::new("bad-image-data-interpolation");
     let data = format!(r#"{SIZED}, interpolation: "cubic""#);
     let m = model(
         &tmp.0,
@@ -311,7 +233,7 @@ fn an_unknown_interpolation_lists_the_valid_ones() {
 
 #[test]
 fn an_unknown_fill_mode_lists_the_valid_ones() {
-    let tmp = TempDir::new("fill-mode");
+    let tmp = TempDir::new("bad-image-data-fill-mode");
     let m = model(
         &tmp.0,
         SIZED,
@@ -348,7 +270,7 @@ fn out_of_range_augmentation_parameters_are_named() {
             "-0.1",
         ),
     ] {
-        let tmp = TempDir::new(&format!("augment-{field}"));
+        let tmp = TempDir::new(&format!("bad-image-data-augment-{field}"));
         let extra = format!("augment: ({augment}),");
         let m = model(
             &tmp.0,
@@ -364,7 +286,7 @@ fn out_of_range_augmentation_parameters_are_named() {
 
 #[test]
 fn a_missing_dataset_folder_is_named() {
-    let tmp = TempDir::new("missing");
+    let tmp = TempDir::new("bad-image-data-missing");
     let m = model(
         &tmp.0,
         SIZED,
@@ -384,7 +306,7 @@ fn a_missing_dataset_folder_is_named() {
 
 #[test]
 fn validation_classes_that_differ_from_training_are_named() {
-    let tmp = TempDir::new("classes-differ");
+    let tmp = TempDir::new("bad-image-data-classes-differ");
     image_folder(&tmp.join("train"), &TWO, 2);
     image_folder(
         &tmp.join("val"),

@@ -8,32 +8,11 @@
 //! `tests/fixtures/bad_checkpoints/`. Data directories that mix real MNIST files with a bad one
 //! are built per test under `std::env::temp_dir()`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// What one run of the binary printed and how it exited.
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cnntui ARGS` from the repository root.
-fn cnntui(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_cnntui"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("the cnntui binary runs");
-    Run {
-        what: format!("cnntui {}", args.join(" ")),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::{Run, TempDir, cnntui, repo};
 
 /// `cnntui summary MODEL`.
 fn summary(model: &str) -> Run {
@@ -48,29 +27,8 @@ fn train(model: &str, save: &Path, extra: &[&str]) -> Run {
     cnntui(&args)
 }
 
+/// Checks only this file makes.
 impl Run {
-    /// Exit status exactly 2, no panic, and every one of `needles` in stderr. All problems are
-    /// reported at once, with the whole stderr, so a failing case shows what a person sees.
-    #[track_caller]
-    fn assert_bad_input(&self, needles: &[&str]) -> &Self {
-        let mut problems = Vec::new();
-        if self.code != Some(2) {
-            problems.push(format!("exit status {:?}, expected Some(2)", self.code));
-        }
-        for forbidden in ["panicked", "RUST_BACKTRACE"] {
-            if self.stderr.contains(forbidden) {
-                problems.push(format!("stderr contains `{forbidden}`"));
-            }
-        }
-        for needle in needles {
-            if !self.stderr.contains(needle) {
-                problems.push(format!("stderr lacks `{needle}`"));
-            }
-        }
-        self.report(&problems);
-        self
-    }
-
     /// An extra condition on the message, reported like the others.
     #[track_caller]
     fn assert_that(&self, ok: bool, what: &str) -> &Self {
@@ -80,55 +38,12 @@ impl Run {
         self
     }
 
-    #[track_caller]
-    fn report(&self, problems: &[String]) {
-        assert!(
-            problems.is_empty(),
-            "{}\n  {}\n--- stderr ---\n{}--- stdout ---\n{}",
-            self.what,
-            problems.join("\n  "),
-            self.stderr,
-            self.stdout
-        );
-    }
-
     /// Whether `n` appears in stderr as a whole number (not as a digit of a larger one).
     fn mentions_number(&self, n: u64) -> bool {
         self.stderr
             .split(|c: char| !c.is_ascii_digit())
             .any(|t| t == n.to_string())
     }
-}
-
-/// A fresh, empty directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(case: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("cnntui-bad-input-{}-{case}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir can be created");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
 fn utf8(p: &Path) -> &str {
@@ -392,7 +307,7 @@ fn a_cycle_in_inputs_names_the_layers_of_the_cycle_only() {
 #[test]
 fn a_model_file_that_does_not_exist_is_named() {
     let model = "tests/fixtures/invalid_models/no_such_model.ron";
-    assert!(!repo(model).exists());
+    assert!(!Path::new(&repo(model)).exists());
     let run = summary(model);
     run.assert_bad_input(&[model]);
     let s = run.stderr.to_lowercase();
@@ -400,7 +315,7 @@ fn a_model_file_that_does_not_exist_is_named() {
         s.contains("no such file") || s.contains("does not exist") || s.contains("not found"),
         "the message does not say that the file does not exist",
     );
-    let tmp = TempDir::new("no-model");
+    let tmp = TempDir::new("bad-input-no-model");
     train(model, &tmp.join("run"), &[]).assert_bad_input(&[model]);
 }
 
@@ -422,13 +337,13 @@ fn freeze_up_to_an_unknown_layer_names_it_and_the_layers_there_are() {
 
 #[test]
 fn a_data_dir_missing_files_names_the_dir_and_the_files() {
-    let tmp = TempDir::new("missing-files");
+    let tmp = TempDir::new("bad-input-missing-files");
     let data = mnist_data_with(
-        tmp.path(),
+        &tmp.0,
         &["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
         None,
     );
-    let model = mnist_model_reading(tmp.path());
+    let model = mnist_model_reading(&tmp.0);
     let run = train(
         utf8(&model),
         &tmp.join("run"),
@@ -444,13 +359,13 @@ fn a_data_dir_missing_files_names_the_dir_and_the_files() {
 
 #[test]
 fn truncated_idx_images_name_the_file() {
-    let tmp = TempDir::new("truncated");
+    let tmp = TempDir::new("bad-input-truncated");
     let bad = mnist_data_with(
-        tmp.path(),
+        &tmp.0,
         &["train-images-idx3-ubyte"],
         Some("truncated-images-idx3-ubyte"),
     );
-    let model = mnist_model_reading(tmp.path());
+    let model = mnist_model_reading(&tmp.0);
     let run = train(
         utf8(&model),
         &tmp.join("run"),
@@ -465,13 +380,13 @@ fn truncated_idx_images_name_the_file() {
 
 #[test]
 fn idx_with_the_wrong_magic_names_the_file() {
-    let tmp = TempDir::new("wrong-magic");
+    let tmp = TempDir::new("bad-input-wrong-magic");
     let bad = mnist_data_with(
-        tmp.path(),
+        &tmp.0,
         &["train-labels-idx1-ubyte"],
         Some("wrong-magic-labels-idx1-ubyte"),
     );
-    let model = mnist_model_reading(tmp.path());
+    let model = mnist_model_reading(&tmp.0);
     let run = train(
         utf8(&model),
         &tmp.join("run"),
@@ -482,13 +397,13 @@ fn idx_with_the_wrong_magic_names_the_file() {
 
 #[test]
 fn corrupt_gzip_names_the_file() {
-    let tmp = TempDir::new("corrupt-gzip");
+    let tmp = TempDir::new("bad-input-corrupt-gzip");
     let bad = mnist_data_with(
-        tmp.path(),
+        &tmp.0,
         &["t10k-labels-idx1-ubyte"],
         Some("corrupt-labels-idx1-ubyte.gz"),
     );
-    let model = mnist_model_reading(tmp.path());
+    let model = mnist_model_reading(&tmp.0);
     let run = train(
         utf8(&model),
         &tmp.join("run"),
@@ -499,7 +414,7 @@ fn corrupt_gzip_names_the_file() {
 
 #[test]
 fn labels_beyond_the_output_layer_name_the_layer_and_the_max_label() {
-    let tmp = TempDir::new("labels");
+    let tmp = TempDir::new("bad-input-labels");
     let model = "tests/fixtures/invalid_models/labels_out_of_range.ron";
     let run = train(model, &tmp.join("run"), &["--epochs", "1", "--limit", "64"]);
     run.assert_bad_input(&[model, "`dense_1`"]);
@@ -522,9 +437,9 @@ fn labels_beyond_the_output_layer_name_the_layer_and_the_max_label() {
 
 #[test]
 fn resuming_a_checkpoint_of_another_model_names_the_tensor_and_both_shapes() {
-    let tmp = TempDir::new("resume-mismatch");
-    tiny_mnist_data(tmp.path());
-    let mnist = mnist_model_reading(tmp.path());
+    let tmp = TempDir::new("bad-input-resume-mismatch");
+    tiny_mnist_data(&tmp.0);
+    let mnist = mnist_model_reading(&tmp.0);
     let first = tmp.join("first");
     let run = train(
         utf8(&mnist),
@@ -552,7 +467,7 @@ fn resuming_a_checkpoint_of_another_model_names_the_tensor_and_both_shapes() {
 
 #[test]
 fn resuming_a_file_that_is_not_safetensors_is_a_clear_message() {
-    let tmp = TempDir::new("resume-text");
+    let tmp = TempDir::new("bad-input-resume-text");
     let ckpt = "tests/fixtures/bad_checkpoints/not_safetensors.safetensors";
     let run = train(
         "models/mnist.ron",
@@ -585,7 +500,7 @@ fn an_unwritable_save_dir_is_reported_before_training() {
 /// line, so a message about a `train.*` field of the model file points at the wrong place.
 #[track_caller]
 fn zero_flag_is_named(flag: &str) {
-    let tmp = TempDir::new(flag.trim_start_matches('-'));
+    let tmp = TempDir::new(&format!("bad-input-{}", flag.trim_start_matches('-')));
     let run = train("models/mnist.ron", &tmp.join("run"), &[flag, "0"]);
     run.assert_bad_input(&[flag, "at least 1"]);
     run.assert_that(!run.stdout.contains("Epoch 1/"), "training started");

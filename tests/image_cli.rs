@@ -2,106 +2,19 @@
 //! written and drawn — and on bad input, which exits with status 2 and a message that names
 //! the file or parameter and says what is valid, as `tests/bad_input.rs` does for models.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 
 use cnntui::data::image::Image;
-
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn cnntui(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_cnntui"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("the cnntui binary runs");
-    Run {
-        what: format!("cnntui {}", args.join(" ")),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn assert_ok(&self) -> &Self {
-        assert!(
-            self.code == Some(0),
-            "{}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.what,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Exit status 2, no panic, every needle in stderr.
-    #[track_caller]
-    fn assert_bad_input(&self, needles: &[&str]) {
-        let mut problems = Vec::new();
-        if self.code != Some(2) {
-            problems.push(format!("exit status {:?}, expected Some(2)", self.code));
-        }
-        if self.stderr.contains("panicked") {
-            problems.push("stderr contains `panicked`".into());
-        }
-        for n in needles {
-            if !self.stderr.contains(n) {
-                problems.push(format!("stderr lacks `{n}`"));
-            }
-        }
-        assert!(
-            problems.is_empty(),
-            "{}:\n  {}\nstderr:\n{}",
-            self.what,
-            problems.join("\n  "),
-            self.stderr
-        );
-    }
-}
-
-/// A fresh directory under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(case: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("cnntui-image-cli-{case}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0
-            .join(name)
-            .to_str()
-            .expect("temp paths are UTF-8")
-            .to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{TempDir, cnntui};
 
 const CHELSEA: &str = "assets/images/chelsea.png";
 
 #[test]
 fn canny_writes_an_edge_map_and_draws_it_in_ascii_off_a_terminal() {
-    let dir = TempDir::new("canny");
-    let out = dir.file("canny.png");
+    let dir = TempDir::new("image-cli-canny");
+    let out = dir.path("canny.png");
     let run = cnntui(&["image", "canny", CHELSEA, &out, "--sigma", "2", "--show"]);
     run.assert_ok();
     let edges = Image::open(Path::new(&out)).unwrap();
@@ -117,7 +30,7 @@ fn canny_writes_an_edge_map_and_draws_it_in_ascii_off_a_terminal() {
 
 #[test]
 fn every_operation_runs_on_a_photo() {
-    let dir = TempDir::new("every");
+    let dir = TempDir::new("image-cli-every");
     for (op, extra, channels) in [
         ("grey", &[][..], 1),
         (
@@ -130,7 +43,7 @@ fn every_operation_runs_on_a_photo() {
         ("sobel", &["--direction", "vertical"][..], 1),
         ("kmeans", &["-k", "4", "--seed", "3"][..], 3),
     ] {
-        let out = dir.file(&format!("{op}.png"));
+        let out = dir.path(&format!("{op}.png"));
         let mut args = vec!["image", op, CHELSEA, &out];
         args.extend_from_slice(extra);
         cnntui(&args).assert_ok();
@@ -141,8 +54,8 @@ fn every_operation_runs_on_a_photo() {
 
 #[test]
 fn kmeans_prints_a_palette_whose_shares_sum_to_one_and_repeats_for_a_seed() {
-    let dir = TempDir::new("kmeans");
-    let (a, b) = (dir.file("a.png"), dir.file("b.png"));
+    let dir = TempDir::new("image-cli-kmeans");
+    let (a, b) = (dir.path("a.png"), dir.path("b.png"));
     let run = cnntui(&["image", "kmeans", CHELSEA, &a, "-k", "5", "--seed", "7"]);
     run.assert_ok();
     let shares: Vec<f64> = run
@@ -162,8 +75,8 @@ fn kmeans_prints_a_palette_whose_shares_sum_to_one_and_repeats_for_a_seed() {
 
 #[test]
 fn a_missing_or_non_image_input_is_named() {
-    let dir = TempDir::new("input");
-    let out = dir.file("out.png");
+    let dir = TempDir::new("image-cli-input");
+    let out = dir.path("out.png");
     cnntui(&["image", "grey", "no/such/photo.png", &out])
         .assert_bad_input(&["no/such/photo.png", "cannot read the file"]);
     cnntui(&["image", "grey", "Cargo.toml", &out]).assert_bad_input(&[
@@ -176,8 +89,8 @@ fn a_missing_or_non_image_input_is_named() {
 
 #[test]
 fn unknown_operations_and_names_list_the_valid_ones() {
-    let dir = TempDir::new("names");
-    let out = dir.file("out.png");
+    let dir = TempDir::new("image-cli-names");
+    let out = dir.path("out.png");
     cnntui(&["image", "blur", CHELSEA, &out]).assert_bad_input(&[
         "unknown image operation `blur`",
         "grey, resize, gaussian, tv-denoise, sobel, canny, kmeans",
@@ -194,8 +107,8 @@ fn unknown_operations_and_names_list_the_valid_ones() {
 
 #[test]
 fn out_of_range_parameters_say_the_valid_range() {
-    let dir = TempDir::new("range");
-    let out = dir.file("out.png");
+    let dir = TempDir::new("image-cli-range");
+    let out = dir.path("out.png");
     let cases: [(&[&str], &[&str]); 7] = [
         (
             &["gaussian", "--sigma", "-1"],
@@ -235,7 +148,7 @@ fn out_of_range_parameters_say_the_valid_range() {
 fn an_unwritable_output_is_named() {
     cnntui(&["image", "grey", CHELSEA, "/nonexistent-dir/out.png"])
         .assert_bad_input(&["/nonexistent-dir/out.png", "cannot write"]);
-    let dir = TempDir::new("ext");
-    cnntui(&["image", "grey", CHELSEA, &dir.file("out.xyz")])
+    let dir = TempDir::new("image-cli-ext");
+    cnntui(&["image", "grey", CHELSEA, &dir.path("out.xyz")])
         .assert_bad_input(&["out.xyz", "extension such as .png"]);
 }

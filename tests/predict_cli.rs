@@ -2,97 +2,17 @@
 //! the JSON shape, and every kind of bad weights file or image, each asserting exit status 2
 //! (0 with a warning for unused tensors) and the words a person needs.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
+
+use common::{TempDir, cnntui, repo};
 
 const MOBILENET: &str = "models/mobilenet_v2.ron";
 const MOBILENET_WEIGHTS: &str = "assets/weights/mobilenet_v2-b0353104.pth";
 const NARROW: &str = "tests/fixtures/weights/narrow_vgg16.ron";
 const NARROW_PTH: &str = "tests/fixtures/weights/narrow_vgg16.pth";
 const NARROW_ST: &str = "tests/fixtures/weights/narrow_vgg16_timm.safetensors";
-
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn cnntui(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_cnntui"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("the cnntui binary runs");
-    Run {
-        what: format!("cnntui {}", args.join(" ")),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn assert_bad_input(&self, needles: &[&str]) {
-        let mut problems = Vec::new();
-        if self.code != Some(2) {
-            problems.push(format!("exit status {:?}, expected Some(2)", self.code));
-        }
-        if self.stderr.contains("panicked") {
-            problems.push("it panicked".to_string());
-        }
-        for n in needles {
-            if !self.stderr.contains(n) {
-                problems.push(format!("stderr lacks {n:?}"));
-            }
-        }
-        assert!(
-            problems.is_empty(),
-            "{}: {}\n--- stderr ---\n{}",
-            self.what,
-            problems.join("; "),
-            self.stderr
-        );
-    }
-
-    #[track_caller]
-    fn assert_ok(&self) {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "{}\n--- stderr ---\n{}",
-            self.what,
-            self.stderr
-        );
-    }
-}
-
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("cnntui-predict-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-
-    /// Writes `bytes` to `name` inside; returns the path as a string.
-    fn file(&self, name: &str, bytes: &[u8]) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).expect("writes");
-        p.to_str().expect("UTF-8 temp path").to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The first `fraction` of a file's bytes.
 fn head(path: &str, fraction: f64) -> Vec<u8> {
@@ -177,12 +97,12 @@ fn weights_lists_the_tensors_and_where_they_go() {
 
 #[test]
 fn unused_tensors_are_a_warning_naming_them() {
-    let tmp = TempDir::new("unused");
+    let tmp = TempDir::new("predict-unused");
     let model = tmp.file(
         "base.ron",
         format!(
-            r#"Model(name: "b", base: (model: "{}/{NARROW}", include_top: false))"#,
-            env!("CARGO_MANIFEST_DIR")
+            r#"Model(name: "b", base: (model: "{}", include_top: false))"#,
+            repo(NARROW)
         )
         .as_bytes(),
     );
@@ -213,7 +133,7 @@ fn a_file_that_is_not_weights_is_refused() {
 
 #[test]
 fn a_pickle_calling_other_python_is_refused_by_name() {
-    let tmp = TempDir::new("evil");
+    let tmp = TempDir::new("predict-evil");
     let evil = tmp.file("evil.pth", b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00lsR.");
     let run = cnntui(&["weights", &evil]);
     run.assert_bad_input(&["evil.pth", "`os.system`", "does not run"]);
@@ -221,7 +141,7 @@ fn a_pickle_calling_other_python_is_refused_by_name() {
 
 #[test]
 fn truncated_files_of_every_format_are_named_as_truncated() {
-    let tmp = TempDir::new("truncated");
+    let tmp = TempDir::new("predict-truncated");
     for (name, src) in [
         ("cut.pth", NARROW_PTH),
         ("cut.safetensors", NARROW_ST),
@@ -241,7 +161,7 @@ fn truncated_files_of_every_format_are_named_as_truncated() {
 
 #[test]
 fn a_tensor_of_the_wrong_shape_names_both_shapes() {
-    let tmp = TempDir::new("shape");
+    let tmp = TempDir::new("predict-shape");
     let text = std::fs::read_to_string(NARROW).expect("fixture");
     let wide = tmp.file(
         "wide.ron",
@@ -264,7 +184,7 @@ fn a_tensor_of_the_wrong_shape_names_both_shapes() {
 
 #[test]
 fn missing_tensors_are_listed_with_their_shapes() {
-    let tmp = TempDir::new("missing");
+    let tmp = TempDir::new("predict-missing");
     let text = std::fs::read_to_string(NARROW).expect("fixture");
     let longer = tmp.file(
         "longer.ron",
@@ -312,7 +232,7 @@ fn predicting_without_weights_says_how_to_give_them() {
 #[test]
 fn a_failed_load_changes_nothing() {
     // The first tensors fit, a later one does not: the model's parameters stay as they were.
-    let tmp = TempDir::new("halfway");
+    let tmp = TempDir::new("predict-halfway");
     let text = std::fs::read_to_string(NARROW).expect("fixture");
     let changed = tmp.file(
         "late.ron",
@@ -330,14 +250,14 @@ fn a_failed_load_changes_nothing() {
 
 #[test]
 fn a_model_files_base_weights_load_by_structure_and_warn_about_the_classifier() {
-    let tmp = TempDir::new("base");
-    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = TempDir::new("predict-base");
+    let (narrow, narrow_pth) = (repo(NARROW), repo(NARROW_PTH));
     // The narrow VGG's convolutional base under a new, unnamed head: the base's layers take the
     // file's `features.*`; the file's classifier is left over.
     let model = tmp.file(
         "head.ron",
         format!(
-            r#"Model(name: "h", base: (model: "{root}/{NARROW}", include_top: false, weights: "{root}/{NARROW_PTH}"),
+            r#"Model(name: "h", base: (model: "{narrow}", include_top: false, weights: "{narrow_pth}"),
                 layers: [Flatten(), Dense(units: 3, activation: Softmax)])"#
         )
         .as_bytes(),
@@ -357,8 +277,8 @@ fn a_model_files_base_weights_load_by_structure_and_warn_about_the_classifier() 
 
 #[test]
 fn train_with_weights_that_do_not_fit_stops_before_training() {
-    let tmp = TempDir::new("train");
-    let save = tmp.0.join("run");
+    let tmp = TempDir::new("predict-train");
+    let save = tmp.path("run");
     let run = cnntui(&[
         "train",
         "models/mnist.ron",
@@ -368,7 +288,7 @@ fn train_with_weights_that_do_not_fit_stops_before_training() {
         "--limit",
         "64",
         "--save",
-        save.to_str().expect("UTF-8"),
+        &save,
         "--weights",
         NARROW_PTH,
     ]);

@@ -1,6 +1,7 @@
 //! What the command-line tests share: running the `cnntui` binary as a person would (from the
-//! repository root, without `RUST_BACKTRACE`), asserting how it ended, and scratch directories.
-//! Each test file that runs the binary includes it with `mod common;`.
+//! repository root, without `RUST_BACKTRACE` or `NO_COLOR`), asserting how it ended, and
+//! scratch directories. A test file includes it with `mod common;`; checks that only one file
+//! makes stay in that file.
 
 #![allow(dead_code)] // each test file uses part of it
 
@@ -15,12 +16,15 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs `cnntui ARGS...` in the repository root.
+/// Runs `cnntui ARGS...` in the repository root. Without `RUST_BACKTRACE` a panic prints its
+/// one-line hint, which the assertions look for; without `NO_COLOR` output off a terminal is
+/// plain because the binary sees no terminal, not because colour was switched off.
 pub fn cnntui(args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_cnntui"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("RUST_BACKTRACE")
+        .env_remove("NO_COLOR")
         .output()
         .expect("the cnntui binary runs");
     Run {
@@ -34,31 +38,39 @@ pub fn cnntui(args: &[&str]) -> Run {
 impl Run {
     /// Exit status 2 (bad input), no panic, and every needle in stderr.
     #[track_caller]
-    pub fn assert_bad_input(&self, needles: &[&str]) {
+    pub fn assert_bad_input(&self, needles: &[&str]) -> &Self {
+        self.assert_exit(2, needles)
+    }
+
+    /// Exit status `code`, no panic (neither `panicked` nor the `RUST_BACKTRACE` hint in
+    /// stderr), and every needle in stderr. All problems are reported at once, with the whole
+    /// output, so a failing case shows what a person sees.
+    #[track_caller]
+    pub fn assert_exit(&self, code: i32, needles: &[&str]) -> &Self {
         let mut problems = Vec::new();
-        if self.code != Some(2) {
-            problems.push(format!("exit status {:?}, expected Some(2)", self.code));
+        if self.code != Some(code) {
+            problems.push(format!(
+                "exit status {:?}, expected Some({code})",
+                self.code
+            ));
         }
-        if self.stderr.contains("panicked") {
-            problems.push("it panicked".to_string());
-        }
-        for n in needles {
-            if !self.stderr.contains(n) {
-                problems.push(format!("stderr lacks {n:?}"));
+        for forbidden in ["panicked", "RUST_BACKTRACE"] {
+            if self.stderr.contains(forbidden) {
+                problems.push(format!("stderr contains `{forbidden}`"));
             }
         }
-        assert!(
-            problems.is_empty(),
-            "{}: {}\n--- stderr ---\n{}",
-            self.what,
-            problems.join("; "),
-            self.stderr
-        );
+        for needle in needles {
+            if !self.stderr.contains(needle) {
+                problems.push(format!("stderr lacks `{needle}`"));
+            }
+        }
+        self.report(&problems);
+        self
     }
 
     /// Exit status 0.
     #[track_caller]
-    pub fn assert_ok(&self) {
+    pub fn assert_ok(&self) -> &Self {
         assert_eq!(
             self.code,
             Some(0),
@@ -67,6 +79,20 @@ impl Run {
             self.stdout,
             self.stderr
         );
+        self
+    }
+
+    /// Fails with `problems` (if there are any), the command and its whole output.
+    #[track_caller]
+    pub fn report(&self, problems: &[String]) {
+        assert!(
+            problems.is_empty(),
+            "{}\n  {}\n--- stderr ---\n{}--- stdout ---\n{}",
+            self.what,
+            problems.join("\n  "),
+            self.stderr,
+            self.stdout
+        );
     }
 }
 
@@ -74,7 +100,8 @@ impl Run {
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
-    /// A fresh directory named after the test file's `tag`.
+    /// A fresh, empty `cnntui-TAG-PID` under the system temp dir; `tag` names the test file and
+    /// the case (`"predict-evil"`), so that no two tests share a directory.
     pub fn new(tag: &str) -> TempDir {
         let p = std::env::temp_dir().join(format!("cnntui-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
@@ -84,14 +111,19 @@ impl TempDir {
 
     /// Writes `bytes` to `name` inside; returns the path as a string.
     pub fn file(&self, name: &str, bytes: &[u8]) -> String {
-        let p = self.0.join(name);
+        let p = self.join(name);
         std::fs::write(&p, bytes).expect("writes");
         Self::string(&p)
     }
 
     /// `name` inside, as a string.
     pub fn path(&self, name: &str) -> String {
-        Self::string(&self.0.join(name))
+        Self::string(&self.join(name))
+    }
+
+    /// `name` inside.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
     }
 
     fn string(p: &Path) -> String {
