@@ -40,8 +40,18 @@ fn shipped_models_have_keras_parameter_counts() {
         ("models/fashion_small.ron", 225_034, 225_034, 0),
         ("models/fashion_small_augmented.ron", 225_034, 225_034, 0),
         // MobileNetV2 without its top at 96×96 (Keras: 2,257,984), under a 12,810-parameter head.
-        ("models/fashion_mobilenet_frozen.ron", 2_270_794, 12_810, 2_257_984),
-        ("models/fashion_mobilenet_finetune.ron", 2_270_794, 1_694_154, 576_640),
+        (
+            "models/fashion_mobilenet_frozen.ron",
+            2_270_794,
+            12_810,
+            2_257_984,
+        ),
+        (
+            "models/fashion_mobilenet_finetune.ron",
+            2_270_794,
+            1_694_154,
+            576_640,
+        ),
         ("models/fashion_mobilenet_features.ron", 12_810, 12_810, 0),
     ];
     for (model, total, trainable, frozen) in expected {
