@@ -205,3 +205,51 @@ fn mobilenet_v2_base_agrees_on_both_backends() {
     // 96×96, where every late block still normalises over a 3×3 map per sample.
     check("mobilenet_v2", &base("mobilenet_v2.ron", 96), 2);
 }
+
+#[test]
+fn mobilenet_v2_with_a_frozen_middle_agrees_on_both_backends() {
+    // Every layer frozen but the first convolution and the classifier: the frozen
+    // batch-norms fold into their groups in training too (scale and shift from the moving
+    // statistics), and the gradient reaching Conv1 crosses every folded group and residual.
+    let src = base("mobilenet_v2.ron", 64);
+    let frozen = |mode: Mode| {
+        let mut g = unfused_graph(&src);
+        let last = g.nodes.len() - 1;
+        for (v, node) in g.nodes.iter_mut().enumerate() {
+            node.trainable = node.name == "Conv1" || v == last;
+        }
+        optimize(
+            &mut g,
+            &Target {
+                training: mode == Mode::Train,
+                requested: vec![],
+            },
+        )
+        .expect("optimizes");
+        g
+    };
+    let g = frozen(Mode::Train);
+    let folded = g
+        .groups
+        .iter()
+        .filter(|gr| gr.kind.contains("BatchNorm"))
+        .count();
+    assert!(
+        folded > 40,
+        "frozen batch-norms fold in training: {folded} groups"
+    );
+    let (_, grads_r, _) = run(&g, Backend::Reference, Mode::Train, 2);
+    let (_, grads_j, warnings) = run(&g, Backend::Jit, Mode::Train, 2);
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("batch-norm") || w.contains("residual")),
+        "{warnings:?}"
+    );
+    // Conv1's gradient is small beside the classifier's, so it is compared on its own scale.
+    let conv1 = g.node_by_name("Conv1").expect("Conv1");
+    let (r, j) = (&grads_r.tensors[conv1][0], &grads_j.tensors[conv1][0]);
+    assert!(r.iter().any(|&x| x != 0.0), "Conv1 gets a gradient");
+    close_above("frozen mobilenet_v2 Conv1 kernel gradient", r, j, 0.0);
+    check_graphs("frozen mobilenet_v2", 2, frozen);
+}

@@ -3,7 +3,9 @@
 //! Each fused group (see `crate::passes`) headed by a `Conv2D`, `DepthwiseConv2D` or `Dense`
 //! becomes one forward kernel writing the group's last output; in training its backward is
 //! the fused pool + activation backward (through the recorded argmax) or the activation
-//! backward, then the weight, bias and input gradients. Anything the JIT cannot compile runs
+//! backward, then the weight, bias and input gradients. In training a group may hold a frozen
+//! batch-norm (folded like inference's; backward scales the gradient by it) and a residual
+//! (whose input receives the pre-activation gradient as it is). Anything the JIT cannot compile runs
 //! on the reference kernels, with one warning naming the layer and the reason. Kernels are
 //! specialised on the batch size, so a session compiles one model per batch size it meets.
 //!
@@ -119,6 +121,19 @@ fn unsupported(what: impl Into<String>) -> JitError {
 }
 
 impl CompiledModel {
+    /// What, besides the batch size and mode, decides how `graph` compiles: whether each
+    /// batch-norm fused into a group is trainable (a frozen one is compiled into its group in
+    /// training, a trainable one is not).
+    pub fn variant(graph: &Graph) -> Vec<bool> {
+        graph
+            .groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .filter(|&&m| matches!(graph.nodes[m].op, Op::BatchNormalization { .. }))
+            .map(|&m| graph.nodes[m].trainable)
+            .collect()
+    }
+
     /// Compiles every group of `graph` (run `crate::passes::optimize` first) for batches of
     /// `batch` samples in `mode`. Groups the JIT cannot compile are left to the reference
     /// kernels, with a warning each.
@@ -411,8 +426,12 @@ fn compile_group(
             }
         }
     }
-    if train && (bn.is_some() || residual.is_some()) {
-        return Err(unsupported("batch-norm or residual fused in training"));
+    // A frozen batch-norm is a fixed per-channel affine map in training too (Keras runs it in
+    // inference mode), so the inference epilogue computes it and backward scales `dz` by it
+    // (`Session::jit_backward`). One made trainable after fusion needs batch statistics: the
+    // group then runs on the reference kernels, node by node.
+    if train && bn.is_some_and(|b| graph.nodes[b].trainable) {
+        return Err(unsupported("trainable batch-norm fused in training"));
     }
     let in_kernel = matches!(
         activation,

@@ -68,8 +68,9 @@ pub struct Session {
     /// forward (dead ReLUs), `None` for other nodes.
     pub dead_fraction: Vec<Option<f32>>,
     backend: Backend,
-    /// Compiled models by (batch size, mode), for [`Backend::Jit`].
-    compiled: std::collections::HashMap<(usize, Mode), Arc<CompiledModel>>,
+    /// Compiled models by (batch size, mode, [`CompiledModel::variant`]), for
+    /// [`Backend::Jit`]: unfreezing a fused batch-norm compiles the model anew.
+    compiled: std::collections::HashMap<(usize, Mode, Vec<bool>), Arc<CompiledModel>>,
     /// Messages for the user: layers that fell back to the reference kernels, a JIT that
     /// could not start. Drained by [`Session::take_warnings`].
     warnings: Vec<String>,
@@ -259,7 +260,8 @@ impl Session {
         if self.backend != Backend::Jit {
             return None;
         }
-        if let Some(c) = self.compiled.get(&(n, mode)) {
+        let key = (n, mode, CompiledModel::variant(graph));
+        if let Some(c) = self.compiled.get(&key) {
             return Some(c.clone());
         }
         match CompiledModel::compile_with_progress(graph, n, mode, progress) {
@@ -268,7 +270,7 @@ impl Session {
                     self.warnings.extend(c.warnings.iter().cloned());
                 }
                 let c = Arc::new(c);
-                self.compiled.insert((n, mode), c.clone());
+                self.compiled.insert(key, c.clone());
                 Some(c)
             }
             Err(e) => {
@@ -887,23 +889,8 @@ impl Session {
                 0
             }
         ];
-        let (scale, shift) = match g.bn.map(|b| (&graph.nodes[b].op, &params.tensors[b])) {
-            Some((Op::BatchNormalization { epsilon, .. }, bn)) if bn.len() == 4 => {
-                let scale: Vec<f32> = bn[0]
-                    .iter()
-                    .zip(&bn[3])
-                    .map(|(gm, var)| gm / (var + epsilon).sqrt())
-                    .collect();
-                let shift = bn[1]
-                    .iter()
-                    .zip(&bn[2])
-                    .zip(&scale)
-                    .map(|((b, m), s)| b - m * s)
-                    .collect();
-                (scale, shift)
-            }
-            _ => (Vec::new(), Vec::new()),
-        };
+        let (scale, shift) =
+            g.bn.map_or_else(Default::default, |b| folded_batch_norm(graph, params, b));
         let mut packed = std::mem::take(&mut self.packed[g.head]);
         if let Some(geom) = &g.packed_weights {
             packed.resize(p[0].len(), 0.0);
@@ -1007,6 +994,20 @@ impl Session {
             }
             _ => None,
         };
+        let mut dz_owned = dz_owned;
+        // z = conv · scale + shift + residual: the residual's gradient is dz as it is, the
+        // convolution's is dz · scale (a frozen batch-norm's per-channel scale).
+        if let Some(r) = g.residual.filter(|&r| plan.out_grad[r]) {
+            let dz = dz_owned.as_deref().unwrap_or(&dy).to_vec();
+            self.give(r, dz);
+        }
+        if let Some(b) = g.bn {
+            let (scale, _) = folded_batch_norm(graph, params, b);
+            let mut dz = dz_owned.take().unwrap_or_else(|| dy.clone());
+            dz.par_chunks_mut(scale.len())
+                .for_each(|px| px.iter_mut().zip(&scale).for_each(|(d, s)| *d *= s));
+            dz_owned = Some(dz);
+        }
         let dz: &[f32] = dz_owned.as_deref().unwrap_or(&dy);
         let u = graph.nodes[g.head].inputs[0];
         let x = &self.acts[u];
@@ -1043,6 +1044,28 @@ impl Session {
             self.dz[g.head] = dz;
         }
         self.grads[g.tail] = dy;
+    }
+}
+
+/// Inference batch normalisation as a per-channel affine map `y = x · scale + shift`, from
+/// node `bn`'s gamma, beta and moving statistics (empty for anything else).
+fn folded_batch_norm(graph: &Graph, params: &ParamStore, bn: NodeId) -> (Vec<f32>, Vec<f32>) {
+    match (&graph.nodes[bn].op, &params.tensors[bn][..]) {
+        (Op::BatchNormalization { epsilon, .. }, [gamma, beta, mean, var]) => {
+            let scale: Vec<f32> = gamma
+                .iter()
+                .zip(var)
+                .map(|(gm, v)| gm / (v + epsilon).sqrt())
+                .collect();
+            let shift = beta
+                .iter()
+                .zip(mean)
+                .zip(&scale)
+                .map(|((b, m), s)| b - m * s)
+                .collect();
+            (scale, shift)
+        }
+        _ => (Vec::new(), Vec::new()),
     }
 }
 
