@@ -664,3 +664,48 @@ fn compile_group(
         has_to_dz,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mobilenet(training: bool) -> Graph {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mobilenet_v2.ron");
+        let mut g = crate::ir::load(&path).expect("lowers");
+        crate::passes::optimize(
+            &mut g,
+            &crate::passes::Target {
+                training,
+                requested: vec![],
+            },
+        )
+        .expect("optimizes");
+        g
+    }
+
+    #[test]
+    fn layers_the_jit_cannot_compile_are_named_once_per_reason() {
+        // MobileNetV2 in training: depthwise convolutions (17 of them) have no JIT backward,
+        // and its trainable batch-norms cannot fold, so its conv groups are single layers.
+        let c = CompiledModel::compile(&mobilenet(true), 2, Mode::Train).expect("compiles");
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        let w = &c.warnings[0];
+        assert!(
+            w.starts_with("17 layers (`expanded_conv_depthwise`, `block_1_depthwise`")
+                && w.ends_with("run on the reference kernels: depthwise convolution in training"),
+            "{w}"
+        );
+        let one = fallback_warnings(vec![("why".into(), "conv".into())]);
+        assert_eq!(one, ["layer `conv` runs on the reference kernels: why"]);
+    }
+
+    #[test]
+    fn unfreezing_a_folded_batch_norm_changes_the_variant() {
+        let mut g = mobilenet(false);
+        let before = CompiledModel::variant(&g);
+        assert!(!before.is_empty() && before.iter().all(|&t| t));
+        let bn = g.node_by_name("bn_Conv1").expect("bn_Conv1");
+        g.nodes[bn].trainable = false;
+        assert_ne!(CompiledModel::variant(&g), before);
+    }
+}
