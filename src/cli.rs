@@ -16,6 +16,35 @@ use cnntui::passes;
 use cnntui::runtime::setup::{self, Overrides};
 use cnntui::runtime::{Backend, Mode};
 
+/// `print!` for a command's output: a reader that has gone away (`| head`) is not an error —
+/// the rest of the output is dropped and the work goes on; another write error is returned.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cnntui_cli::emit(&format!($($arg)*))
+    };
+}
+
+/// `println!` for a command's output, as [`out!`].
+macro_rules! outln {
+    () => {
+        $crate::cnntui_cli::emit("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::cnntui_cli::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes `text` to stdout; a reader that has gone away (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
 // Loaded through `#[path]` from main.rs, so each submodule's file is named explicitly.
 #[path = "cli/extract.rs"]
 mod extract;
@@ -253,11 +282,11 @@ fn plot(history: &Path, out: &Path) -> Result<i32> {
         )
     })?;
     cnntui::viz::plot::write_history_plot(&read, out)?;
-    println!(
+    outln!(
         "{}: {} epochs of loss and accuracy",
         out.display(),
         read.epochs()
-    );
+    )?;
     Ok(0)
 }
 
@@ -269,12 +298,12 @@ fn summary(model: &Path, json: bool, mode: Mode) -> Result<i32> {
     };
     passes::optimize(&mut graph, &target).map_err(|e| Internal(e.to_string()))?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&ir::summary_json(&graph))?
-        );
+        )?;
     } else {
-        print!("{}", ir::render_summary(&graph));
+        out!("{}", ir::render_summary(&graph))?;
     }
     Ok(0)
 }
@@ -373,22 +402,26 @@ fn bench(args: BenchArgs) -> Result<i32> {
             v["baselines"] = serde_json::Value::Object(b);
             v["fusion"] = serde_json::to_value(&fusion)?;
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(0);
     }
-    println!(
+    outln!(
         "{}: {mode_name}, batch {batch}, {threads} threads, backend {backend_name}",
         graph.name
-    );
-    println!("compile: {compile_ms:.1} ms");
-    println!(
+    )?;
+    outln!("compile: {compile_ms:.1} ms")?;
+    outln!(
         "{:<28} {:<22} {:>11} {:>12} {:>9}  fused",
-        "layer", "type", "forward ms", "backward ms", "GFLOP/s"
-    );
+        "layer",
+        "type",
+        "forward ms",
+        "backward ms",
+        "GFLOP/s"
+    )?;
     for l in &figures.layers {
         let bwd = l.backward_ms.map_or("-".to_string(), |b| format!("{b:.3}"));
         let gf = l.gflops.map_or("-".to_string(), |g| format!("{g:.1}"));
-        println!(
+        outln!(
             "{:<28} {:<22} {:>11.3} {:>12} {:>9}  {}",
             l.name,
             l.kind,
@@ -396,31 +429,33 @@ fn bench(args: BenchArgs) -> Result<i32> {
             bwd,
             gf,
             l.fused.as_deref().unwrap_or("")
-        );
+        )?;
     }
-    println!(
+    outln!(
         "whole model: {:.1} samples/s, {:.1} GFLOP/s ({} iterations, medians)",
-        figures.samples_per_s, figures.gflops, figures.iterations
-    );
+        figures.samples_per_s,
+        figures.gflops,
+        figures.iterations
+    )?;
     if let Some(p) = peak {
-        println!("peak RSS: {p:.0} MiB");
+        outln!("peak RSS: {p:.0} MiB")?;
     }
     if let Some(b) = baselines {
         for (name, v) in b {
-            println!(
+            outln!(
                 "baseline {name}: {:.1} samples/s",
                 v["samples_per_s"].as_f64().unwrap_or(0.0)
-            );
+            )?;
         }
     }
     for f in &fusion {
-        println!(
+        outln!(
             "fused {} ({}): {:.3} ms, unfused {:.3} ms",
             f.layers.join(" + "),
             f.kind,
             f.fused_ms,
             f.unfused_ms
-        );
+        )?;
     }
     Ok(0)
 }

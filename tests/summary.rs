@@ -192,3 +192,27 @@ fn fused_groups_are_marked_without_merging_rows() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("↳ fused #1: ConvBiasReluMaxPool"), "{text}");
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `cnntui summary … | head -2`: the pipe closes while the summary is being printed.
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnntui"))
+        .args(["summary", "models/mobilenet_v2.ron"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut first = [0u8; 64];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("some output");
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

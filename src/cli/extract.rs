@@ -182,12 +182,12 @@ pub fn extract(args: ExtractArgs) -> Result<i32> {
         let d = run_split(&mut session, &graph, &params, samples, args.batch_size)
             .with_context(|| format!("extracting the {name} features"))?;
         let secs = started.elapsed().as_secs_f64();
-        println!(
+        outln!(
             "{name}: {} samples -> {:?} features of `{layer}` in {secs:.1} s ({:.0} samples/s)",
             d.len(),
             d.shape,
             d.len() as f64 / secs.max(1e-9)
-        );
+        )?;
         done.push((name, d));
     }
     let refs: Vec<(&str, &Dataset)> = done.iter().map(|(n, d)| (*n, d)).collect();
@@ -205,12 +205,12 @@ pub fn extract(args: ExtractArgs) -> Result<i32> {
         anyhow::anyhow!("{}: cannot write the features: {why}", args.out.display())
     })?;
     let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
-    println!(
+    outln!(
         "wrote {} ({:.1} MB); train a classifier on it with a model file whose data is \
          `Features(file: \"...\")` (the path relative to that model file)",
         args.out.display(),
         bytes as f64 / 1e6,
-    );
+    )?;
     Ok(0)
 }
 

@@ -304,15 +304,15 @@ pub fn run(cmd: &ImageCommand) -> Result<i32> {
     if let (Some(io), ImageCommand::Affine { .. }) = (cmd.io(), cmd) {
         if let Some(out) = affine(cmd, &io.input)? {
             out.save(&io.output)?;
-            println!(
+            outln!(
                 "affine: {} → {} ({}×{})",
                 io.input.display(),
                 io.output.display(),
                 out.width,
                 out.height
-            );
+            )?;
             if io.show {
-                print!("{}", show::render(&out, 80, 38, !colour_wanted(io)));
+                out!("{}", show::render(&out, 80, 38, !colour_wanted(io)))?;
             }
         }
         return Ok(0);
@@ -356,12 +356,12 @@ pub fn run(cmd: &ImageCommand) -> Result<i32> {
     } = cmd
     {
         let factor = stretch(&mut out, *direction);
-        println!(
+        outln!(
             "sobel: responses multiplied by {factor:.4} to fill 0–255 for viewing (--raw writes them as they are)"
-        );
+        )?;
     }
     out.save(&io.output)?;
-    println!(
+    outln!(
         "{}: {} → {} ({}×{}, {} channel{})",
         op.name(),
         io.input.display(),
@@ -370,7 +370,7 @@ pub fn run(cmd: &ImageCommand) -> Result<i32> {
         out.height,
         out.channels,
         if out.channels == 1 { "" } else { "s" }
-    );
+    )?;
     if io.show {
         let stdout = std::io::stdout();
         let (cols, rows) = if stdout.is_terminal() {
@@ -384,7 +384,7 @@ pub fn run(cmd: &ImageCommand) -> Result<i32> {
             rows.saturating_sub(2).max(4),
             !colour_wanted(io),
         );
-        print!("{drawing}");
+        out!("{drawing}")?;
     }
     Ok(0)
 }

@@ -171,17 +171,6 @@ fn classify(r: &Ready, images: &[PathBuf], backend: Backend) -> Result<Vec<Predi
     Ok(out)
 }
 
-/// Writes `text` to stdout; a reader that has gone away (`| head`) is not an error.
-pub(super) fn emit(text: &str) -> Result<()> {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("cannot write to stdout"))
-        }
-        _ => Ok(()),
-    }
-}
-
 pub fn predict(args: PredictArgs) -> Result<i32> {
     use std::fmt::Write;
     let r = ready(&args.model, args.weights.as_deref())?;
@@ -212,7 +201,7 @@ pub fn predict(args: PredictArgs) -> Result<i32> {
                 o
             })
             .collect();
-        emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+        super::emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
         return Ok(0);
     }
     let mut out = String::new();
@@ -237,6 +226,6 @@ pub fn predict(args: PredictArgs) -> Result<i32> {
             }
         }
     }
-    emit(&out)?;
+    super::emit(&out)?;
     Ok(0)
 }

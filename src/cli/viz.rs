@@ -258,16 +258,16 @@ fn run_activations(a: ActivationsArgs) -> Result<i32> {
     let (x, _, _) = input(&l, &a.image)?;
     let layers = activations::activations(&l.graph, &l.params, l.backend, &x, only)?;
     let written = activations::write_grids(&layers, &a.out)?;
-    println!("{:<28} {:>16} {:>8}  file", "layer", "shape", "blank");
+    outln!("{:<28} {:>16} {:>8}  file", "layer", "shape", "blank")?;
     for (layer, path) in layers.iter().zip(&written) {
         let (h, w, c) = layer.shape;
-        println!(
+        outln!(
             "{:<28} {:>16} {:>7.0}%  {}",
             format!("{} ({})", layer.layer, layer.class),
             format!("{h}×{w}×{c}"),
             layer.blank_fraction * 100.0,
             path.display()
-        );
+        )?;
     }
     Ok(0)
 }
@@ -310,18 +310,20 @@ fn run_filters(a: FiltersArgs) -> Result<i32> {
         .collect();
     let grid_path = a.out.join(format!("filters_{}.png", a.layer));
     tile(&tiles, 8).save(&grid_path)?;
-    println!("{:>6}  {:>10}  {:>10}", "filter", "start", "optimised");
+    outln!("{:>6}  {:>10}  {:>10}", "filter", "start", "optimised")?;
     for p in &patterns {
-        println!(
+        outln!(
             "{:>6}  {:>10.4}  {:>10.4}",
-            p.filter, p.start_score, p.end_score
-        );
+            p.filter,
+            p.start_score,
+            p.end_score
+        )?;
     }
-    println!("{}", grid_path.display());
+    outln!("{}", grid_path.display())?;
     if let Some((name, kernels)) = first_layer_kernels(&l.graph, &l.params) {
         let path = a.out.join(format!("kernels_{name}.png"));
         kernels.save(&path)?;
-        println!("{} (the first layer's kernels)", path.display());
+        outln!("{} (the first layer's kernels)", path.display())?;
     }
     Ok(0)
 }
@@ -342,10 +344,15 @@ fn run_heatmap(a: HeatmapArgs) -> Result<i32> {
         Some(n) if classes == weights::imagenet_class_count() => format!(" {n}"),
         _ => String::new(),
     };
-    println!(
+    outln!(
         "class {}{name} (score {:.3}) at {} {}×{}: Grad-CAM maximum {:.4}",
-        cam.class, cam.score, cam.layer, cam.h, cam.w, cam.raw_max
-    );
-    println!("{}", a.out.display());
+        cam.class,
+        cam.score,
+        cam.layer,
+        cam.h,
+        cam.w,
+        cam.raw_max
+    )?;
+    outln!("{}", a.out.display())?;
     Ok(0)
 }

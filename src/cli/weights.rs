@@ -84,7 +84,7 @@ pub fn weights(args: WeightsArgs) -> Result<i32> {
         if let Some(p) = &preprocessing {
             v["preprocessing"] = serde_json::json!(p.describe());
         }
-        super::predict::emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+        super::emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
     } else {
         use std::fmt::Write;
         let mut out = String::new();
@@ -128,7 +128,7 @@ pub fn weights(args: WeightsArgs) -> Result<i32> {
         if let Some(p) = &preprocessing {
             writeln!(out, "preprocessing: {}", p.describe())?;
         }
-        super::predict::emit(&out)?;
+        super::emit(&out)?;
     }
     if let Some(m) = ok
         && !m.unused.is_empty()
