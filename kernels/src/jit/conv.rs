@@ -14,7 +14,9 @@
 //!
 //! # Code shape
 //! A conv output row is computed by channel groups (8 channels = two `f32x4`, then a block of
-//! 4, then scalar channels) × column tiles of up to 4 pixels: one tile is 8 accumulators,
+//! 4, then scalar channels) × column tiles of up to 4 pixels: one tile is 8 accumulators
+//! (each pixel's input broadcast once per reduction step and shared by its channel vectors,
+//! see `conv/tile.rs`),
 //! reduced over the kernel rows (a runtime loop whose bounds clip the padding) and, inside,
 //! over `(kw, ci)` flattened — contiguous both in the NHWC input and in the HWIO kernel, so
 //! the weights need no repacking and every address is a constant offset from two pointers.

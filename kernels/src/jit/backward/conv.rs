@@ -7,8 +7,19 @@
 //! input row `(n, ih)` — disjoint outputs, no scatter. The kernel is first transposed by
 //! [`emit_conv2d_weight_transpose`] into planes of 4 input channels,
 //! `wt[ci / 4, kh, kw, co, ci % 4]` (channels padded to a multiple of 4 with zeros), so a
-//! register tile of up to 5 input pixels × 8 input channels (10 `f32x4` accumulators)
-//! broadcasts `dy` and streams each plane contiguously along `co`.
+//! register tile of input pixels × 8 input channels broadcasts `dy` and streams each plane
+//! contiguously along `co`. A short row (at most 3 tiles) is cut into as few tiles as
+//! possible, up to 5 pixels × 8 channels (10 accumulators; 8 pixels × 4 channels): a row of 13 is 5 + 4 + 4, not
+//! 4 + 3 + 3 + 3, whose small tiles wait on the FMA latency. Its tiles load one broadcast
+//! per FMA (single-use, so it is the FMA's tied operand and needs no copy). A long row runs
+//! tiles of 4 pixels (8 accumulators) in which a `co` step loads the two weight vectors
+//! once and broadcasts each pixel's `dy` once, shared by both vectors: 6 loads, 4 of them
+//! broadcasts, per 8 FMAs instead of 10 and 8. On Zen a broadcast also takes an FP shuffle
+//! pipe that competes with the FMAs, which is why sharing it pays although the FMA
+//! overwrites a multiplicand and the shared broadcast's first use goes through a register
+//! copy (eliminated at rename). A 10-accumulator tile has no registers left for the shared
+//! broadcast and its copy (it spills), hence the two tile kinds.
+//!
 //! Along the width, pixels are grouped by phase `iw mod s_w` (all of one phase use the same
 //! kernel columns, reading consecutive `dy` pixels); tiles of interior pixels run in a loop,
 //! tiles touching the border are emitted with their own constant tap sets. Along the height,
@@ -20,7 +31,11 @@
 //! a block of up to 4 rows `(kh, kw, ci…)` of `dw` and reduces over the whole batch, so the
 //! result does not depend on how items are split; `dw` is overwritten. The reduction is chunked
 //! (one sample, a band of output rows) with the item loop inside the chunk loop, so a chunk of
-//! `x` and `dy` stays in cache while every item of the call reads it.
+//! `x` and `dy` stays in cache while every item of the call reads it. The register tile is
+//! the item's rows × up to 8 `co` vectors (4 × 2 when `c_in ≥ 4`), one outer-product update
+//! per output pixel: with 3 or 4 rows the `dy` vectors are loaded once and each row's `x`
+//! broadcast is shared by them (6 loads per 8 FMAs instead of 10); with 1 or 2 rows the
+//! broadcasts stay in registers and each `dy` vector is the FMA's memory operand.
 //!
 //! Must not depend on anything of the `cnntui` crate.
 
@@ -157,8 +172,16 @@ const DX_VECS: usize = 2;
 /// Rows of at most this many tiles are tiled entirely at compile time.
 const DX_UNROLLED_TILES: usize = 3;
 
-/// Pixels per register tile for a block of `nv` channel vectors.
+/// Pixels per register tile for a block of `nv` channel vectors, in the tiles of a long
+/// row (shared broadcasts, at most 8 accumulators).
 fn dx_tile_pixels(nv: usize) -> usize {
+    if nv == 1 { 8 } else { 4 }
+}
+
+/// Pixels per register tile in a short row, which is cut into as few tiles as possible: a
+/// row of 5 pixels is one tile of 10 accumulators rather than tiles of 3 and 2, each too
+/// small to hide the FMA latency.
+fn dx_short_tile_pixels(nv: usize) -> usize {
     if nv == 1 { 8 } else { 5 }
 }
 
@@ -240,33 +263,35 @@ impl DxRow {
                 let jr = (g.out_w as i64 - max_d).clamp(jl as i64, n_p as i64) as usize;
                 (jl, jr)
             };
-            if n_p <= DX_UNROLLED_TILES * r_max {
+            let r_short = dx_short_tile_pixels(nv);
+            if n_p <= DX_UNROLLED_TILES * r_short {
                 // A short row: every tile compile-time, balanced across the whole row.
-                for (j0, rr) in balanced(0, n_p, r_max) {
-                    self.emit_tile(e, p, &taps, Start::Const(j0), rr, cv0, nv, lanes)?;
+                for (j0, rr) in balanced(0, n_p, r_short) {
+                    self.emit_tile(e, p, &taps, Start::Const(j0), rr, cv0, nv, lanes, false)?;
                 }
                 continue;
             }
             let count = (jr - jl) / r_max;
             for (j0, rr) in balanced(0, jl, r_max) {
-                self.emit_tile(e, p, &taps, Start::Const(j0), rr, cv0, nv, lanes)?;
+                self.emit_tile(e, p, &taps, Start::Const(j0), rr, cv0, nv, lanes, true)?;
             }
             if count > 0 {
                 let (zero, n_tiles) = (c64(e, 0), c64(e, count));
                 e.for_range(zero, n_tiles, 1, |e, t| {
                     let j0 = e.b.ins().imul_imm_s(t, r_max as i64);
                     let j0 = e.b.ins().iadd_imm_s(j0, jl as i64);
-                    self.emit_tile(e, p, &taps, Start::Loop(j0), r_max, cv0, nv, lanes)
+                    self.emit_tile(e, p, &taps, Start::Loop(j0), r_max, cv0, nv, lanes, true)
                 })?;
             }
             for (j0, rr) in balanced(jl + count * r_max, n_p, r_max) {
-                self.emit_tile(e, p, &taps, Start::Const(j0), rr, cv0, nv, lanes)?;
+                self.emit_tile(e, p, &taps, Start::Const(j0), rr, cv0, nv, lanes, true)?;
             }
         }
         Ok(())
     }
 
-    /// One register tile: phase-`p` pixels `j0..j0 + rr` × channel vectors `cv0..cv0 + nv`.
+    /// One register tile: phase-`p` pixels `j0..j0 + rr` × channel vectors `cv0..cv0 + nv`;
+    /// `shared`: a `dy` broadcast is shared by the channel vectors (see [`dx_step`]).
     #[allow(clippy::too_many_arguments)]
     fn emit_tile(
         &self,
@@ -278,6 +303,7 @@ impl DxRow {
         cv0: Value,
         nv: usize,
         lanes: usize,
+        shared: bool,
     ) -> Result<(), JitError> {
         let g = &self.g;
         let c_out = g.c_out;
@@ -334,13 +360,13 @@ impl DxRow {
                             let strides = [(dyp, 16), (wp, 64)];
                             for_strided(e, z, m, &strides, |e, q| {
                                 for u in 0..4 {
-                                    dx_step(e, q[0], q[1], u, rs, nv, &acc, c_out, plane);
+                                    dx_step(e, q[0], q[1], u, rs, nv, &acc, c_out, plane, shared);
                                 }
                                 Ok(())
                             })?;
                         }
                         for u in main * 4..c_out {
-                            dx_step(e, dyp, wp, u, rs, nv, &acc, c_out, plane);
+                            dx_step(e, dyp, wp, u, rs, nv, &acc, c_out, plane, shared);
                         }
                     }
                     Ok(())
@@ -362,7 +388,9 @@ impl DxRow {
     }
 }
 
-/// One `co` step of the input-gradient tile: `acc[r][v] += dy[r, u] · wt[u, v]`.
+/// One `co` step of the input-gradient tile: `acc[r][v] += dy[r, u] · wt[u, v]`, with one
+/// broadcast per pixel shared by the channel vectors when `shared` and the tile has at most 8
+/// accumulators, else one broadcast per FMA.
 #[allow(clippy::too_many_arguments)]
 fn dx_step(
     e: &mut Emit<'_, '_>,
@@ -374,14 +402,30 @@ fn dx_step(
     acc: &[Variable],
     c_out: usize,
     plane: i64,
+    shared: bool,
 ) {
-    // Channel vector outermost: one weight vector live at a time, 10 accumulators + 2.
-    for v in 0..nv {
-        let w = e.load_f32x4(wp, (u * 16) as i32 + (v as i64 * plane) as i32);
-        for &r in rs {
-            // A broadcast per FMA: single-use, so it loads straight from memory and is the
-            // FMA's tied operand (no register copy of a shared broadcast).
-            let b = e.load_splat(dyp, ((r * c_out + u) * 4) as i32);
+    if !shared || rs.len() * nv > 8 {
+        // Weight vector outermost, one live at a time, and a broadcast per FMA: single-use,
+        // so it loads straight from memory and is the FMA's tied operand (no copy).
+        for v in 0..nv {
+            let w = e.load_f32x4(wp, (u * 16) as i32 + (v as i64 * plane) as i32);
+            for &r in rs {
+                let b = e.load_splat(dyp, ((r * c_out + u) * 4) as i32);
+                let a = e.b.use_var(acc[r * nv + v]);
+                let s = e.fma(b, w, a);
+                e.b.def_var(acc[r * nv + v], s);
+            }
+        }
+        return;
+    }
+    // Each weight vector is shared by the tile's pixels and each `dy` broadcast by the
+    // channel vectors: `nv + |rs|` loads and broadcasts for `nv·|rs|` FMAs.
+    let ws: Vec<Value> = (0..nv)
+        .map(|v| e.load_f32x4(wp, (u * 16) as i32 + (v as i64 * plane) as i32))
+        .collect();
+    for &r in rs {
+        let b = e.load_splat(dyp, ((r * c_out + u) * 4) as i32);
+        for (v, &w) in ws.iter().enumerate() {
             let a = e.b.use_var(acc[r * nv + v]);
             let s = e.fma(b, w, a);
             e.b.def_var(acc[r * nv + v], s);
@@ -656,26 +700,30 @@ impl DwChunk {
                 let u = dw_unroll(g.out_w);
                 for_strided_unrolled(e, s.ow_lo, s.ow_hi, &px, u, |e, q, k| {
                     let (xo, dyo) = ((k as i64 * x_px) as i32, (k as i64 * dy_px) as i32);
-                    // One or two rows (c_in < 3): share each broadcast across the row's vectors (a
-                    // register copy per FMA, fewer loads); wider tiles have no registers to spare and
-                    // load a broadcast per FMA instead.
-                    let shared: Vec<Value> = if rr <= 2 {
-                        (0..rr)
+                    if rr <= 2 {
+                        // One or two rows (c_in < 3), up to 8 vectors: the row broadcasts
+                        // stay in registers and each `dy` vector, used once per row, is read
+                        // by the FMA from memory.
+                        let bs: Vec<Value> = (0..rr)
                             .map(|r| e.load_splat(q[0], xo + (4 * r) as i32))
-                            .collect()
+                            .collect();
+                        for v in 0..nv {
+                            let d = e.load_partial(q[1], dyo + (16 * v) as i32, lanes_of(v));
+                            for (r, &b) in bs.iter().enumerate() {
+                                dw_fma(e, &acc[r * nv + v], b, d);
+                            }
+                        }
                     } else {
-                        Vec::new()
-                    };
-                    for v in 0..nv {
-                        let d = e.load_partial(q[1], dyo + (16 * v) as i32, lanes_of(v));
+                        // Three or four rows, at most 3 vectors: the `dy` vectors stay in
+                        // registers and each row's broadcast is shared by them.
+                        let ds: Vec<Value> = (0..nv)
+                            .map(|v| e.load_partial(q[1], dyo + (16 * v) as i32, lanes_of(v)))
+                            .collect();
                         for r in 0..rr {
-                            let b = match shared.get(r) {
-                                Some(&b) => b,
-                                None => e.load_splat(q[0], xo + (4 * r) as i32),
-                            };
-                            let a = e.b.use_var(acc[r * nv + v]);
-                            let f = e.fma(b, d, a);
-                            e.b.def_var(acc[r * nv + v], f);
+                            let b = e.load_splat(q[0], xo + (4 * r) as i32);
+                            for (v, &d) in ds.iter().enumerate() {
+                                dw_fma(e, &acc[r * nv + v], b, d);
+                            }
                         }
                     }
                     Ok(())
@@ -691,6 +739,13 @@ impl DwChunk {
         }
         Ok(())
     }
+}
+
+/// `acc += b · d`.
+fn dw_fma(e: &mut Emit<'_, '_>, acc: &Variable, b: Value, d: Value) {
+    let a = e.b.use_var(*acc);
+    let f = e.fma(b, d, a);
+    e.b.def_var(*acc, f);
 }
 
 /// An item's valid output rectangle and base pointers.

@@ -504,11 +504,15 @@ fn the_3x3_inner_loop_keeps_every_value_in_registers() {
         .filter(|b| b.matches("vfmadd").count() == 32)
         .collect();
     assert!(!loop_bodies.is_empty(), "no 4×8 loop body found:\n{asm}");
-    let clean = loop_bodies
-        .iter()
-        .filter(|b| !b.contains("rsp") && !b.contains("movdqa"))
-        .count();
-    assert!(clean > 0, "every loop body spills or copies:\n{asm}");
-    // Every broadcast is folded into its load.
-    assert!(!asm.contains("vbroadcastss %xmm"), "{asm}");
+    let clean = loop_bodies.iter().filter(|b| !b.contains("rsp")).count();
+    assert!(clean > 0, "every loop body spills:\n{asm}");
+    // Each pixel's broadcast is shared by the tile's weight vectors: at most one broadcast
+    // per two FMAs (the register copy each shared use needs is eliminated at rename).
+    for body in loop_bodies {
+        let broadcasts = body.matches("vbroadcastss").count();
+        assert!(
+            broadcasts <= 16,
+            "{broadcasts} broadcasts for 32 FMAs:\n{body}"
+        );
+    }
 }

@@ -5,12 +5,18 @@
 //! count, store).
 //!
 //! The reduction loop is unrolled ×4 and tested at the top, with every address a constant
-//! offset from two running pointers. Each FMA gets its own broadcast (`vbroadcastss` from
-//! memory, which Cranelift folds only for a single-use load in a loop body without block
-//! parameters), so `vfmadd213ps` overwrites the dying broadcast and no register copy is
-//! needed. A vector tile is 4 pixels × 8 channels: 8 accumulators, 2 weight vectors and a
-//! broadcast leave the register allocator room — a 5 × 8 tile (10 accumulators) spills two
-//! values per iteration of the unrolled loop here.
+//! offset from two running pointers. One step loads the tile's weight vectors, then, pixel by
+//! pixel, broadcasts the pixel's input once and multiplies it into every lane group's
+//! accumulator. Cranelift's x64 `fma` is `vfmadd213ps`/`vfmadd132ps`, whose result overwrites
+//! a multiplicand, so every use of a shared broadcast but the last goes through a register
+//! copy (`movdqa`, eliminated at rename). The copies are cheaper than the alternative, a
+//! fresh `vbroadcastss` per FMA: on Zen a broadcast is a load *and* an FP-pipe shuffle that
+//! competes with the FMAs, and a 4 × 8 tile then issues 10 loads and 8 shuffles per 8 FMAs
+//! instead of 6 and 4. A vector tile is 4 pixels × 8 channels: 8 accumulators, 2 weight
+//! vectors, a broadcast and its copy fit the 16 `xmm` registers without a spill; a 5 × 8 tile
+//! (10 accumulators) spills a value per unrolled iteration and measured no faster. A
+//! one-pixel tile ([`V8`]) keeps its broadcast and reads each weight vector, used once, as
+//! the FMA's memory operand.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, StackSlot, Type, Value, types};
@@ -31,7 +37,7 @@ pub(crate) struct Group {
     pub lanes: &'static [(i32, Type)],
     /// Channels covered.
     pub width: usize,
-    /// Pixels per tile: at most 9 accumulators.
+    /// Pixels per tile: at most 8 vector accumulators (see the module docs).
     pub pixels: usize,
 }
 
@@ -290,9 +296,10 @@ impl Tile {
         let (mut xp, mut wp) = (x, w);
         if iters >= 2 {
             // Tested at the top: the loop body has no block parameters of its own (the
-            // accumulators live in the header's), which is what lets Cranelift sink each
-            // single-use broadcast load into `vbroadcastss mem` (it does not in a block
-            // that takes parameters).
+            // accumulators live in the header's), which is what lets Cranelift sink a
+            // single-use load into its user (`vbroadcastss mem` in one-lane-group tiles, a
+            // weight vector as the FMA's memory operand in one-pixel tiles); it does not in
+            // a block that takes parameters.
             let ptr = e.ptr;
             let x_end = e.b.ins().iadd_imm_s(x, (iters * UNROLL * 4) as i64);
             let wv = e.var(ptr, w);
@@ -320,23 +327,30 @@ impl Tile {
         }
     }
 
-    /// One reduction step: the weights of every lane group, then each pixel's broadcast input
-    /// multiplied into its accumulators.
+    /// One reduction step: each pixel's input broadcast once and multiplied into every lane
+    /// group's accumulator (see the module docs for the register budget).
     fn step(&self, e: &mut Emit<'_, '_>, xp: Value, x_px: i32, x_off: i32, wp: Value, w_off: i32) {
-        let ws: Vec<Value> = self
-            .group
-            .lanes
-            .iter()
-            .zip(&self.w_offsets)
-            .map(|(&(_, ty), &off)| load(e, ty, wp, w_off + off))
-            .collect();
         let ty = self.group.lanes[0].1;
         let lanes = self.group.lanes.len();
+        let weight = |e: &mut Emit<'_, '_>, g: usize| {
+            load(e, self.group.lanes[g].1, wp, w_off + self.w_offsets[g])
+        };
+        if self.pixels == 1 {
+            // One pixel: its broadcast is the only shared value; each weight vector is used
+            // once, so it is read straight from memory by the FMA.
+            let xb = broadcast(e, ty, xp, x_off);
+            for g in 0..lanes {
+                let wg = weight(e, g);
+                let a = e.b.use_var(self.acc[g]);
+                let a = e.fma(xb, wg, a);
+                e.b.def_var(self.acc[g], a);
+            }
+            return;
+        }
+        let ws: Vec<Value> = (0..lanes).map(|g| weight(e, g)).collect();
         for p in 0..self.pixels {
+            let xb = broadcast(e, ty, xp, p as i32 * x_px + x_off);
             for (g, &wg) in ws.iter().enumerate() {
-                // A fresh broadcast per FMA: used once, its load folds into `vbroadcastss`
-                // and `vfmadd213ps` overwrites it in place — no register copy.
-                let xb = broadcast(e, ty, xp, p as i32 * x_px + x_off);
                 let var = self.acc[p * lanes + g];
                 let a = e.b.use_var(var);
                 let a = e.fma(xb, wg, a);
