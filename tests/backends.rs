@@ -253,3 +253,23 @@ fn mobilenet_v2_with_a_frozen_middle_agrees_on_both_backends() {
     close_above("frozen mobilenet_v2 Conv1 kernel gradient", r, j, 0.0);
     check_graphs("frozen mobilenet_v2", 2, frozen);
 }
+
+#[test]
+fn depthwise_convolutions_train_on_the_jit_with_the_references_gradients() {
+    // Stride 1 `same` and stride 2 `valid`, 6 channels (not a multiple of 4), with a bias.
+    let src = r#"Model(name: "dw", input: (11, 11, 6), layers: [
+        DepthwiseConv2D(name: "dw1", kernel_size: 3, padding: Same, activation: ReLU),
+        DepthwiseConv2D(name: "dw2", kernel_size: 3, strides: 2, use_bias: false),
+        Conv2D(filters: 4, kernel_size: 1, activation: ReLU),
+        Flatten(), Dense(units: 3, activation: Softmax)])"#;
+    let g = graph(src, true);
+    let (_, grads_r, _) = run(&g, Backend::Reference, Mode::Train, 3);
+    let (_, grads_j, warnings) = run(&g, Backend::Jit, Mode::Train, 3);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    for (layer, k) in [("dw1", 0), ("dw1", 1), ("dw2", 0)] {
+        let v = g.node_by_name(layer).expect(layer);
+        let (r, j) = (&grads_r.tensors[v][k], &grads_j.tensors[v][k]);
+        assert!(r.iter().any(|&x| x != 0.0), "{layer}/{k} gets a gradient");
+        close_above(&format!("{layer} param {k} gradient"), r, j, 0.0);
+    }
+}

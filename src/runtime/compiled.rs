@@ -19,7 +19,9 @@ use std::time::Instant;
 
 use cnntui_kernels::jit::backward::activation::emit_activation_backward;
 use cnntui_kernels::jit::backward::pool::ArgmaxIndex;
-use cnntui_kernels::jit::backward::{conv as bconv, dense as bdense, pool as bpool};
+use cnntui_kernels::jit::backward::{
+    conv as bconv, dense as bdense, depthwise as bdepthwise, pool as bpool,
+};
 use cnntui_kernels::jit::conv::{ConvForwardSpec, PoolEpilogue, emit_conv_forward};
 use cnntui_kernels::jit::dense::{DenseSpec, emit_dense_forward};
 use cnntui_kernels::jit::pool::{PoolSpec, emit_pool_forward};
@@ -39,8 +41,11 @@ pub struct GroupBackward {
     pub to_dz: Option<Bound>,
     pub weight: Bound,
     pub bias: Option<Bound>,
-    /// Kernel transpose then input gradient.
-    pub input: (Bound, Bound),
+    /// The kernel transpose the input gradient reads (none for a depthwise convolution, whose
+    /// input gradient reads the kernel as it is).
+    pub transpose: Option<Bound>,
+    /// The input gradient: buffers `dz`, the (transposed) kernel, `dx`.
+    pub input: Bound,
     /// Length of the transposed kernel buffer.
     pub wt_len: usize,
 }
@@ -249,13 +254,19 @@ impl CompiledModel {
                     } else {
                         None
                     };
-                    let transpose = take(next()?)?;
+                    // A depthwise convolution's input gradient reads the kernel as it is.
+                    let transpose = if p.wt_len > 0 {
+                        Some(take(next()?)?)
+                    } else {
+                        None
+                    };
                     let input = take(next()?)?;
                     Some(GroupBackward {
                         to_dz,
                         weight,
                         bias,
-                        input: (transpose, input),
+                        transpose,
+                        input,
                         wt_len: p.wt_len,
                     })
                 }
@@ -461,9 +472,6 @@ fn compile_group(
                 } => Some(depth_multiplier),
                 _ => None,
             };
-            if train && depth_multiplier.is_some() {
-                return Err(unsupported("depthwise convolution in training"));
-            }
             let pool_epi = match pool {
                 Some(p) => {
                     let pg: Pool2dGeom = pool_geom(graph, p, n);
@@ -544,7 +552,15 @@ fn compile_group(
                     backward.push((items, vec![len, len, len]));
                     *count += 1;
                 }
-                let items = bconv::emit_conv2d_backward_weight(jit, &name("weight_grad"), &g)?;
+                let items = match depth_multiplier {
+                    None => bconv::emit_conv2d_backward_weight(jit, &name("weight_grad"), &g)?,
+                    Some(m) => bdepthwise::emit_depthwise_backward_weight(
+                        jit,
+                        &name("weight_grad"),
+                        &g,
+                        m,
+                    )?,
+                };
                 backward.push((
                     items,
                     vec![
@@ -563,13 +579,22 @@ fn compile_group(
                     backward.push((items, vec![n * conv_out, g.c_out]));
                     *count += 1;
                 }
-                wt_len = bconv::conv2d_transposed_weight_len(&g);
-                let items =
-                    bconv::emit_conv2d_weight_transpose(jit, &name("weight_transpose"), &g)?;
-                backward.push((items, vec![graph.nodes[head].params[0].elems(), wt_len]));
-                let items = bconv::emit_conv2d_backward_input(jit, &name("input_grad"), &g)?;
-                backward.push((items, vec![n * conv_out, wt_len, g.input_len()]));
-                *count += 3;
+                let w_len = graph.nodes[head].params[0].elems();
+                if let Some(m) = depth_multiplier {
+                    wt_len = 0;
+                    let items =
+                        bdepthwise::emit_depthwise_backward_input(jit, &name("input_grad"), &g, m)?;
+                    backward.push((items, vec![n * conv_out, w_len, g.input_len()]));
+                    *count += 2;
+                } else {
+                    wt_len = bconv::conv2d_transposed_weight_len(&g);
+                    let items =
+                        bconv::emit_conv2d_weight_transpose(jit, &name("weight_transpose"), &g)?;
+                    backward.push((items, vec![w_len, wt_len]));
+                    let items = bconv::emit_conv2d_backward_input(jit, &name("input_grad"), &g)?;
+                    backward.push((items, vec![n * conv_out, wt_len, g.input_len()]));
+                    *count += 3;
+                }
             } else {
                 (wt_len, has_to_dz) = (0, false);
             }
@@ -685,18 +710,34 @@ mod tests {
 
     #[test]
     fn layers_the_jit_cannot_compile_are_named_once_per_reason() {
-        // MobileNetV2 in training: depthwise convolutions (17 of them) have no JIT backward,
-        // and its trainable batch-norms cannot fold, so its conv groups are single layers.
-        let c = CompiledModel::compile(&mobilenet(true), 2, Mode::Train).expect("compiles");
-        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        let w = &c.warnings[0];
-        assert!(
-            w.starts_with("17 layers (`expanded_conv_depthwise`, `block_1_depthwise`")
-                && w.ends_with("run on the reference kernels: depthwise convolution in training"),
-            "{w}"
+        // Average pools fused in training have no JIT backward (max pools do).
+        let src = r#"Model(name: "avg", input: (12, 12, 3), layers: [
+            Conv2D(name: "a", filters: 4, kernel_size: 3, activation: ReLU),
+            AveragePooling2D(pool_size: 2),
+            Conv2D(name: "b", filters: 4, kernel_size: 3, activation: ReLU),
+            AveragePooling2D(pool_size: 2),
+            Flatten(), Dense(units: 2, activation: Softmax)])"#;
+        let path = std::path::Path::new("avg.ron");
+        let file = crate::model::ModelFile::from_source(path, src).expect("parses");
+        let mut g = crate::ir::lower(&file).expect("lowers");
+        crate::passes::optimize(
+            &mut g,
+            &crate::passes::Target {
+                training: true,
+                requested: vec![],
+            },
+        )
+        .expect("optimizes");
+        let c = CompiledModel::compile(&g, 2, Mode::Train).expect("compiles");
+        assert_eq!(
+            c.warnings,
+            ["2 layers (`a`, `b`) run on the reference kernels: average pool fused in training"]
         );
         let one = fallback_warnings(vec![("why".into(), "conv".into())]);
         assert_eq!(one, ["layer `conv` runs on the reference kernels: why"]);
+        // MobileNetV2 trains wholly on the JIT: depthwise convolutions included.
+        let c = CompiledModel::compile(&mobilenet(true), 2, Mode::Train).expect("compiles");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

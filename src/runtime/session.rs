@@ -1023,8 +1023,10 @@ impl Session {
         }
         if plan.out_grad[u] {
             let mut wt = std::mem::take(&mut self.wt[g.head]);
-            wt.resize(b.wt_len, 0.0);
-            b.input.0.run(&mut [Buf::F32(&p[0]), Buf::F32Mut(&mut wt)]);
+            if let Some(t) = &b.transpose {
+                wt.resize(b.wt_len, 0.0);
+                t.run(&mut [Buf::F32(&p[0]), Buf::F32Mut(&mut wt)]);
+            }
             let len = n * graph.nodes[u].shape.elems();
             // The kernel overwrites every element: a sole consumer's gradient buffer (sized
             // by `backward`) is reused instead of allocating a zeroed one.
@@ -1034,9 +1036,9 @@ impl Session {
                 Vec::new()
             };
             dx.resize(len, 0.0);
+            let w: &[f32] = if b.transpose.is_some() { &wt } else { &p[0] };
             b.input
-                .1
-                .run(&mut [Buf::F32(dz), Buf::F32(&wt), Buf::F32Mut(&mut dx)]);
+                .run(&mut [Buf::F32(dz), Buf::F32(w), Buf::F32Mut(&mut dx)]);
             self.wt[g.head] = wt;
             self.give(u, dx);
         }
