@@ -45,6 +45,27 @@ fn emit(text: &str) -> Result<()> {
     }
 }
 
+/// Checks, before any work, that `file` can be created: its directory exists and takes a
+/// file. The error is the reason, for the caller's own message.
+fn writable_file(file: &Path) -> std::result::Result<(), String> {
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("the directory {} does not exist", dir.display()));
+    }
+    writable_dir(dir)
+}
+
+/// Checks that a file can be written in the existing directory `dir`.
+fn writable_dir(dir: &Path) -> std::result::Result<(), String> {
+    let probe = dir.join(format!(".cnntui-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
 // Loaded through `#[path]` from main.rs, so each submodule's file is named explicitly.
 #[path = "cli/extract.rs"]
 mod extract;

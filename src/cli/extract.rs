@@ -4,7 +4,7 @@
 //! ([`cnntui::data::features`]). A model file with `data: Features(file: ...)` then trains a
 //! small classifier on them — the fast feature extraction of the lecture.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -133,7 +133,12 @@ pub fn extract(args: ExtractArgs) -> Result<i32> {
             args.model.display()
         );
     };
-    check_writable(&args.out)?;
+    super::writable_file(&args.out).map_err(|why| {
+        anyhow::anyhow!(
+            "{}: cannot write the features there: {why}; create the directory or choose another --out",
+            args.out.display()
+        )
+    })?;
 
     let mut params = ParamStore::init(&graph, spec.seed);
     let (warnings, preprocessing) =
@@ -146,10 +151,7 @@ pub fn extract(args: ExtractArgs) -> Result<i32> {
     }
     cut(&mut graph, &mut params.tensors, at);
     for w in warnings {
-        // Tensors of the layers above the cut are expected to go unused.
-        if !w.contains("not used") {
-            eprintln!("warning: {w}");
-        }
+        eprintln!("warning: {w}");
     }
     passes::optimize(&mut graph, &passes::Target::default())
         .map_err(|e| super::Internal(e.to_string()))?;
@@ -212,25 +214,4 @@ pub fn extract(args: ExtractArgs) -> Result<i32> {
         bytes as f64 / 1e6,
     )?;
     Ok(0)
-}
-
-/// Fails before any work when `path` cannot be written (its directory is missing or
-/// read-only).
-fn check_writable(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "{}: the directory {} does not exist; create it or choose another --out",
-            path.display(),
-            dir.display()
-        );
-    }
-    let probe = dir.join(format!(".cnntui-extract-{}.tmp", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("{}: cannot write into {}", path.display(), dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
 }

@@ -136,36 +136,21 @@ fn load(args: &ModelArgs) -> Result<Loaded> {
 
 /// Creates `dir` and checks that a file can be written in it.
 fn writable_dir(dir: &Path) -> Result<(), VizError> {
-    let fail = |reason: String| VizError::Unwritable {
-        path: dir.to_path_buf(),
-        reason,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let probe = dir.join(".cnntui-write-check");
-    std::fs::write(&probe, b"").map_err(|e| fail(e.to_string()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
+    std::fs::create_dir_all(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| super::writable_dir(dir))
+        .map_err(|reason| VizError::Unwritable {
+            path: dir.to_path_buf(),
+            reason,
+        })
 }
 
 /// Checks that `file` can be created (its directory exists and is writable).
 fn writable_file(file: &Path) -> Result<(), VizError> {
-    let dir = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(VizError::Unwritable {
-            path: file.to_path_buf(),
-            reason: format!("{} is not a directory", dir.display()),
-        });
-    }
-    let probe = dir.join(".cnntui-write-check");
-    std::fs::write(&probe, b"").map_err(|e| VizError::Unwritable {
+    super::writable_file(file).map_err(|reason| VizError::Unwritable {
         path: file.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
+        reason,
+    })
 }
 
 /// The image as the model sees it, and the photograph.

@@ -415,6 +415,17 @@ fn match_group(
             slot.class()
         )],
     };
+    // The bias of a layer with `use_bias`; a bias tensor for a layer without one is an error.
+    let bias = |use_bias: bool, channels: usize| match (use_bias, group.get("bias")) {
+        (true, _) => Ok(Some(("bias", 1, vec![channels], Layout::Same))),
+        (false, Some(b)) => Err(shape_err(
+            "bias",
+            &file.tensors[b],
+            vec![],
+            " (the layer has `use_bias: false`)",
+        )),
+        (false, None) => Ok(None),
+    };
     let is_bn = group.get("running_mean").is_some();
     // (leaf, param index, expected PyTorch shape, layout)
     let mut wanted: Vec<(&str, usize, Vec<usize>, Layout)> = Vec::new();
@@ -445,18 +456,7 @@ fn match_group(
             }
             wanted.push(("weight", 0, expected, layout));
             let c_out = node.shape.channels();
-            match (use_bias, group.get("bias")) {
-                (true, _) => wanted.push(("bias", 1, vec![c_out], Layout::Same)),
-                (false, Some(b)) => {
-                    return Err(shape_err(
-                        "bias",
-                        &file.tensors[b],
-                        vec![],
-                        " (the layer has `use_bias: false`)",
-                    ));
-                }
-                (false, None) => {}
-            }
+            wanted.extend(bias(use_bias, c_out)?);
         }
         Op::Dense { use_bias, .. } => {
             let Some(w) = group.get("weight") else {
@@ -490,18 +490,7 @@ fn match_group(
                 }
             };
             wanted.push(("weight", 0, ws.clone(), layout));
-            match (use_bias, group.get("bias")) {
-                (true, _) => wanted.push(("bias", 1, vec![units], Layout::Same)),
-                (false, Some(b)) => {
-                    return Err(shape_err(
-                        "bias",
-                        &file.tensors[b],
-                        vec![],
-                        " (the layer has `use_bias: false`)",
-                    ));
-                }
-                (false, None) => {}
-            }
+            wanted.extend(bias(use_bias, units)?);
         }
         Op::BatchNormalization { .. } => {
             if !is_bn {
