@@ -108,7 +108,8 @@ pub struct Jit {
     module: JITModule,
     ctx: cranelift_codegen::Context,
     fctx: FunctionBuilderContext,
-    pending: Vec<(FuncId, String)>,
+    /// Every defined function with its name and machine-code size in bytes.
+    pending: Vec<(FuncId, String, usize)>,
     disasm: Option<String>,
 }
 
@@ -201,10 +202,12 @@ impl Jit {
         self.module
             .define_function(id, &mut self.ctx)
             .map_err(|e| codegen(format!("{e:?}")))?;
+        let compiled = self.ctx.compiled_code();
+        let size = compiled.map_or(0, |c| c.code_buffer().len());
         if want_disasm {
-            self.disasm = self.ctx.compiled_code().and_then(|c| c.vcode.clone());
+            self.disasm = compiled.and_then(|c| c.vcode.clone());
         }
-        self.pending.push((id, name.to_string()));
+        self.pending.push((id, name.to_string(), size));
         Ok(())
     }
 
@@ -244,8 +247,16 @@ impl Jit {
         let pointers: Vec<(*const u8, String)> = self
             .pending
             .iter()
-            .map(|(id, name)| (self.module.get_finalized_function(*id), name.clone()))
+            .map(|(id, name, _)| (self.module.get_finalized_function(*id), name.clone()))
             .collect();
+        if std::env::var_os("CNNTUI_PERF_MAP").is_some() {
+            write_perf_map(
+                pointers
+                    .iter()
+                    .zip(&self.pending)
+                    .map(|((p, n), s)| (*p, n, s.2)),
+            );
+        }
         let code = Arc::new(Code(Mutex::new(Some(self.module))));
         Ok(pointers
             .into_iter()
@@ -266,6 +277,34 @@ impl Jit {
 }
 
 /// A buffer handed to a [`Bound`] kernel.
+/// Appends the kernels' addresses, sizes and names to `/tmp/perf-PID.map`, the file `perf
+/// report` reads to name JIT code (set `CNNTUI_PERF_MAP=1` when profiling). Best effort: a
+/// profiling aid must not stop a run, so a failed write is reported once and ignored.
+fn write_perf_map<'a>(kernels: impl Iterator<Item = (*const u8, &'a String, usize)>) {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("perf-{}.map", std::process::id()));
+    let mut text = String::new();
+    let dump = std::env::var_os("CNNTUI_PERF_MAP").filter(|d| std::path::Path::new(d).is_dir());
+    for (p, name, size) in kernels {
+        text.push_str(&format!("{:x} {size:x} {name}\n", p as usize));
+        if let Some(dir) = &dump {
+            // SAFETY: `p` points at `size` bytes of finalised machine code, alive while the
+            // module is (it is not freed before `finish` returns).
+            let code = unsafe { std::slice::from_raw_parts(p, size) };
+            let file = std::path::Path::new(dir).join(format!("{name}-{:x}.bin", p as usize));
+            let _ = std::fs::write(file, code);
+        }
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("warning: cannot write the perf map {}: {e}", path.display());
+    }
+}
+
 pub enum Buf<'a> {
     F32(&'a [f32]),
     F32Mut(&'a mut [f32]),
