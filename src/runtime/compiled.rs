@@ -73,6 +73,9 @@ pub struct GroupKernels {
     pub max_pool: Option<NodeId>,
     /// Conv output elements per sample (the pre-pool tensor).
     pub conv_out: usize,
+    /// Pre-pool activations per sample the forward kernel's `dead` counts cover (under a
+    /// pool, the rows and columns its windows read).
+    pub computed: usize,
     pub backward: Option<GroupBackward>,
 }
 
@@ -112,6 +115,7 @@ struct Pending {
     residual: Option<NodeId>,
     max_pool: Option<NodeId>,
     conv_out: usize,
+    computed: usize,
     forward: (usize, Vec<usize>),
     forward_buffers: Vec<&'static str>,
     packed_weights: Option<Conv2dGeom>,
@@ -288,6 +292,7 @@ impl CompiledModel {
                 residual: p.residual,
                 max_pool: p.max_pool,
                 conv_out: p.conv_out,
+                computed: p.computed,
                 backward,
             });
         }
@@ -461,7 +466,7 @@ fn compile_group(
     };
     let name = |what: &str| format!("{}_{what}", graph.nodes[head].name);
     let mut backward = Vec::new();
-    let (forward, forward_buffers, conv_out, wt_len, has_bias, has_to_dz, max_pool);
+    let (forward, forward_buffers, conv_out, computed, wt_len, has_bias, has_to_dz, max_pool);
     let mut packed_weights = None;
     match node.op {
         Op::Conv2D { use_bias, .. } | Op::DepthwiseConv2D { use_bias, .. } => {
@@ -525,6 +530,7 @@ fn compile_group(
                 packed_weights = Some(g);
             }
             conv_out = g.out_h * g.out_w * g.c_out;
+            computed = k.computed_per_sample;
             max_pool = pool_epi.filter(|p| p.max).and(pool);
             has_bias = use_bias;
             if train {
@@ -624,6 +630,7 @@ fn compile_group(
             forward = (n, lens);
             forward_buffers = k.buffers.clone();
             conv_out = units;
+            computed = units;
             max_pool = None;
             has_bias = use_bias;
             if train {
@@ -680,6 +687,7 @@ fn compile_group(
         residual,
         max_pool,
         conv_out,
+        computed,
         forward,
         forward_buffers,
         packed_weights,

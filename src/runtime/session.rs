@@ -941,7 +941,7 @@ impl Session {
                 .find(|&m| is_relu_family(graph.nodes[m].op.activation()))
                 .unwrap_or(g.head);
             self.dead_fraction[owner] =
-                Some((zeros as f64 / (n * g.conv_out).max(1) as f64).min(1.0) as f32);
+                Some((zeros as f64 / (n * g.computed).max(1) as f64).min(1.0) as f32);
         }
         self.acts[g.tail] = y;
         self.aux[g.tail].argmax = argmax;

@@ -260,6 +260,10 @@ fn check(spec: ConvForwardSpec, seed: u64) {
     if fused.spec.count_dead {
         let dead = take(&bufs, "dead").data().to_vec();
         let row = g.out_w * g.c_out;
+        // Columns some window covers: the kernel computes no others.
+        let used = ((p.out_w - 1) * p.stride_w + p.k_w)
+            .saturating_sub(p.pad.left)
+            .min(g.out_w);
         let want: Vec<u32> = (0..g.n * p.out_h)
             .map(|item| {
                 let (img, ph) = (item / p.out_h, item % p.out_h);
@@ -267,12 +271,15 @@ fn check(spec: ConvForwardSpec, seed: u64) {
                 (r0.max(0)..(r0 + p.k_h as isize).min(g.out_h as isize))
                     .map(|r| {
                         let at = (img * g.out_h + r as usize) * row;
-                        reference::count_dead(&z[at..at + row]) as u32
+                        reference::count_dead(&z[at..at + used * g.c_out]) as u32
                     })
                     .sum()
             })
             .collect();
         assert_eq!(dead, want, "dead counts per pooled row");
+        let k = emit_conv_forward(&mut Jit::new().expect("JIT"), "k", &fused.spec).unwrap();
+        let total: u32 = dead.iter().sum();
+        assert!(total as usize <= g.n * k.computed_per_sample);
     }
 }
 
@@ -312,6 +319,31 @@ fn mnist_first_conv_with_relu_and_max_pool_matches_the_reference() {
         },
         1,
     );
+}
+
+/// MNIST's second conv: 11 columns under a 2×2 pool, so the last column is not computed and
+/// both conv rows of a pooled row are one list of 20 pixels (tiles span the two rows); with
+/// 13 channels (a block of 8, one of 4 and a scalar) every group kind takes that path.
+#[test]
+fn odd_width_conv_under_a_pool_computes_its_rows_jointly() {
+    for c_out in [64, 13] {
+        let g = geom(3, (13, 13, 32), (3, 3), c_out, (1, 1), Padding2d::default());
+        let pool = PoolEpilogue::new(true, (11, 11), (2, 2), (2, 2), Padding2d::default(), true);
+        check(
+            ConvForwardSpec {
+                pool,
+                count_dead: true,
+                ..spec(g)
+            },
+            7,
+        );
+        let s = ConvForwardSpec { pool, ..spec(g) };
+        let layout = Layout::new(&s).expect("valid spec");
+        let pl = layout.pool.as_ref().expect("pooled");
+        assert!(pl.joint && pl.used == 10, "joint rows, 10 of 11 columns");
+        let k = emit_conv_forward(&mut Jit::new().expect("JIT"), "k", &s).unwrap();
+        assert_eq!(k.computed_per_sample, 10 * 10 * c_out);
+    }
 }
 
 #[test]

@@ -219,6 +219,10 @@ pub(crate) struct Tile {
     /// Byte offset of each lane group's weights from the reduction's weight pointer: the
     /// lanes' own offsets unless set with [`Tile::with_weight_offsets`].
     pub w_offsets: Vec<i32>,
+    /// Byte offsets of each pixel's input and output from the tile's pointers, when the
+    /// pixels are not evenly spaced (set with [`Tile::with_pixel_offsets`]); otherwise
+    /// pixel `p` is at `p` times the stride the reduction and the epilogue are given.
+    pub px_offsets: Option<(Vec<i32>, Vec<i32>)>,
 }
 
 impl Tile {
@@ -241,7 +245,31 @@ impl Tile {
             pixels,
             acc,
             w_offsets,
+            px_offsets: None,
         }
+    }
+
+    /// This tile with pixel `p` reading its input at `x[p]` and storing at `dst[p]` bytes
+    /// from the pointers given to [`Tile::reduce`] and [`Epilogue::emit`] (their pixel
+    /// strides are then ignored).
+    pub(crate) fn with_pixel_offsets(mut self, x: Vec<i32>, dst: Vec<i32>) -> Tile {
+        debug_assert_eq!((x.len(), dst.len()), (self.pixels, self.pixels));
+        self.px_offsets = Some((x, dst));
+        self
+    }
+
+    /// Byte offset of pixel `p`'s input, pixels `x_px` apart unless set otherwise.
+    fn x_at(&self, p: usize, x_px: i32) -> i32 {
+        self.px_offsets
+            .as_ref()
+            .map_or(p as i32 * x_px, |(x, _)| x[p])
+    }
+
+    /// Byte offset of pixel `p`'s output, pixels `dst_px` apart unless set otherwise.
+    fn dst_at(&self, p: usize, dst_px: i32) -> i32 {
+        self.px_offsets
+            .as_ref()
+            .map_or(p as i32 * dst_px, |(_, d)| d[p])
     }
 
     /// This tile reading lane group `g`'s weights at `offsets[g]` from the weight pointer
@@ -338,7 +366,7 @@ impl Tile {
         if self.pixels == 1 {
             // One pixel: its broadcast is the only shared value; each weight vector is used
             // once, so it is read straight from memory by the FMA.
-            let xb = broadcast(e, ty, xp, x_off);
+            let xb = broadcast(e, ty, xp, self.x_at(0, x_px) + x_off);
             for g in 0..lanes {
                 let wg = weight(e, g);
                 let a = e.b.use_var(self.acc[g]);
@@ -349,7 +377,7 @@ impl Tile {
         }
         let ws: Vec<Value> = (0..lanes).map(|g| weight(e, g)).collect();
         for p in 0..self.pixels {
-            let xb = broadcast(e, ty, xp, p as i32 * x_px + x_off);
+            let xb = broadcast(e, ty, xp, self.x_at(p, x_px) + x_off);
             for (g, &wg) in ws.iter().enumerate() {
                 let var = self.acc[p * lanes + g];
                 let a = e.b.use_var(var);
@@ -431,7 +459,7 @@ impl Epilogue {
                         });
                     }
                 }
-                e.store(v, dst, p as i32 * dst_px + off);
+                e.store(v, dst, tile.dst_at(p, dst_px) + off);
             }
         }
         if let Some(slot) = self.dead {
