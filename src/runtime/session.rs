@@ -50,7 +50,12 @@ struct Aux {
 pub struct Session {
     batch: usize,
     acts: Vec<Vec<f32>>,
+    /// Gradient buffers, kept between steps: a buffer's old contents are stale until
+    /// `given` says this step's gradient arrived (the first contribution replaces them; a
+    /// node with several consumers adds the others), so nothing is zeroed that a kernel or a
+    /// contribution then overwrites.
     grads: Vec<Vec<f32>>,
+    given: Vec<bool>,
     aux: Vec<Aux>,
     /// Per group head, its kernel packed for the JIT forward kernel (regular convolutions).
     packed: Vec<Vec<f32>>,
@@ -221,6 +226,7 @@ impl Session {
             batch: 0,
             acts: vec![Vec::new(); nodes],
             grads: vec![Vec::new(); nodes],
+            given: vec![false; nodes],
             aux: vec![Aux::default(); nodes],
             packed: vec![Vec::new(); nodes],
             dz: vec![Vec::new(); nodes],
@@ -321,9 +327,9 @@ impl Session {
     }
 
     /// Gradient with respect to node `v`'s output after the last backward (empty unless the
-    /// plan computed it).
+    /// plan computed it; also empty inside a fused JIT group, which never materialises it).
     pub fn gradient(&self, v: NodeId) -> &[f32] {
-        &self.grads[v]
+        if self.given[v] { &self.grads[v] } else { &[] }
     }
 
     /// Runs the graph on `x` (`[n, input shape]`). In `Mode::Train`, dropout draws its masks
@@ -571,15 +577,22 @@ impl Session {
         self.param_grads.fill_zero();
         for (v, node) in graph.nodes.iter().enumerate() {
             let g = &mut self.grads[v];
-            g.clear();
-            if plan.out_grad[v] {
-                g.resize(n * node.shape.elems(), 0.0);
+            let len = if plan.out_grad[v] {
+                n * node.shape.elems()
+            } else {
+                0
+            };
+            if g.len() != len {
+                g.clear();
+                g.resize(len, 0.0);
             }
+            self.given[v] = false;
         }
         if !plan.out_grad[graph.output] {
             return;
         }
         self.grads[graph.output].copy_from_slice(&d_out[..n * graph.output_shape().elems()]);
+        self.given[graph.output] = true;
         let compiled = self
             .compiled(graph, n, Mode::Train)
             .filter(|c| c.mode == Mode::Train);
@@ -592,6 +605,7 @@ impl Session {
                     .filter(|g| head == v && plan.out_grad[g.tail])
                 {
                     let t = std::time::Instant::now();
+                    self.settle(group.tail);
                     self.jit_backward(graph, params, plan, group);
                     self.record(v, 1, t);
                 }
@@ -599,6 +613,7 @@ impl Session {
             }
             if plan.out_grad[v] {
                 let t = std::time::Instant::now();
+                self.settle(v);
                 let pool = compiled
                     .as_ref()
                     .and_then(|c| c.pools[v].as_ref())
@@ -612,9 +627,18 @@ impl Session {
         }
     }
 
-    /// Adds `dx` into the gradient of input `u`, or moves it there when `u` has one consumer.
+    /// Zeroes node `v`'s gradient if no consumer gave it one this step, before it is read.
+    fn settle(&mut self, v: NodeId) {
+        if !self.given[v] {
+            self.grads[v].fill(0.0);
+            self.given[v] = true;
+        }
+    }
+
+    /// Adds `dx` into the gradient of input `u`, or moves it there when it is the first.
     fn give(&mut self, u: NodeId, dx: Vec<f32>) {
-        if self.consumers[u] <= 1 {
+        if self.consumers[u] <= 1 || !self.given[u] {
+            self.given[u] = true;
             self.grads[u] = dx;
         } else {
             self.grads[u]
