@@ -461,14 +461,25 @@ fn dw_tile(c_in: usize, c_out: usize) -> (usize, usize) {
     (r, v.min(c_out.div_ceil(4)))
 }
 
-/// Output columns per step of the kernel gradient's innermost loop: 3 to 5, whichever leaves
-/// the shortest remainder of a full row (then the larger).
-fn dw_unroll(out_w: usize) -> usize {
+/// Output columns per step of the kernel gradient's innermost loop. A row of at most
+/// [`DW_FULL_ROW`] columns with no horizontal padding (every tap reads the whole row) is one
+/// step: no remainder, and the loop's back edge, which moves every accumulator (`fma` results
+/// land in a multiplicand's register), is paid once per row. That is 10% faster on MNIST's
+/// second conv (11 columns: one step of 11 instead of 5 + 5 + 1; paired single-thread runs).
+/// Otherwise 3 to 5, whichever leaves the shortest remainder of a full row (then the larger).
+fn dw_unroll(g: &Conv2dGeom) -> usize {
+    let out_w = g.out_w;
+    if out_w <= DW_FULL_ROW && g.pad.left == 0 && g.pad.right == 0 {
+        return out_w;
+    }
     (3..=5.min(out_w.max(3)))
         .min_by_key(|&u| (out_w % u, usize::MAX - u))
         .unwrap_or(1)
         .min(out_w)
 }
+
+/// Widest output row the kernel gradient unrolls whole (see [`dw_unroll`]).
+const DW_FULL_ROW: usize = 16;
 
 /// Bytes of `x` and `dy` a reduction chunk of the kernel gradient aims to keep in L1 (32 KiB
 /// here): a register tile reads a few floats of every pixel's cache lines, and the item's
@@ -712,7 +723,7 @@ impl DwChunk {
                 let xs = e.addr(p[0], s.ow_lo, x_px);
                 let ds = e.addr(p[1], s.ow_lo, dy_px);
                 let px = [(xs, x_px), (ds, dy_px)];
-                let u = dw_unroll(g.out_w);
+                let u = dw_unroll(g);
                 for_strided_unrolled(e, s.ow_lo, s.ow_hi, &px, u, |e, q, k| {
                     let (xo, dyo) = ((k as i64 * x_px) as i32, (k as i64 * dy_px) as i32);
                     if rr <= 2 {
