@@ -78,115 +78,195 @@ fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
-/// Runs `graph` repeatedly and measures it. In training mode an iteration is what the trainer
-/// does per batch: forward, loss, backward and an RMSprop update.
-pub fn measure(graph: &Graph, cfg: &BenchConfig) -> Figures {
-    let classes = graph.output_shape().elems();
-    let loss_spec = if classes == 1 {
-        LossSpec::BinaryCrossentropy
-    } else {
-        LossSpec::SparseCategoricalCrossentropy
-    };
-    let loss = Loss::new(loss_spec, graph);
-    let mut params = ParamStore::init(graph, 0);
-    let mut optimizer = Optimizer::new(OptimizerSpec::default(), graph);
-    if cfg.backend == Backend::Jit {
-        // The reference step stays when the JIT cannot compile it (said by the session).
-        let _ = optimizer.use_jit(graph);
-    }
-    let mut rng = Rng::new(1);
-    let n = cfg.batch;
-    let x: Vec<f32> = (0..n * graph.input_shape().elems())
-        .map(|_| rng.uniform(0.0, 1.0))
-        .collect();
-    let labels: Vec<u32> = (0..n)
-        .map(|_| rng.below(classes.max(2)) as u32 % classes.max(1) as u32)
-        .collect();
-    let plan = Plan::new(graph, &[]);
-    let mut session = Session::new(graph, loss.link).with_backend(cfg.backend);
-    let mut grad = Vec::new();
-    let compile_ms = session
-        .compiled(graph, n, cfg.mode)
-        .map_or(0.0, |c| c.compile_ms);
-    let warnings = session.take_warnings();
-    let mut step = |session: &mut Session| {
-        session.forward(graph, &params, &x, n, cfg.mode, &mut rng);
-        if cfg.mode == Mode::Train {
-            loss.evaluate(
-                session.output(graph),
-                session.logits(),
-                &labels,
-                Some(&mut grad),
-            );
-            session.backward(graph, &params, &plan, &grad);
-            optimizer.apply(graph, &mut params, &session.param_grads, &plan.weight_grad);
+/// One model set up to run bench iterations: its session, parameters and a random batch.
+struct Runner<'g> {
+    graph: &'g Graph,
+    mode: Mode,
+    n: usize,
+    loss: Loss,
+    params: ParamStore,
+    optimizer: Optimizer,
+    rng: Rng,
+    x: Vec<f32>,
+    labels: Vec<u32>,
+    plan: Plan,
+    session: Session,
+    grad: Vec<f32>,
+    compile_ms: f64,
+    warnings: Vec<String>,
+    /// Per iteration: wall seconds, on-CPU seconds (when known), per-node forward and
+    /// backward seconds.
+    totals: Vec<f64>,
+    cpu: Vec<f64>,
+    per_layer: Vec<Vec<[f64; 2]>>,
+}
+
+impl<'g> Runner<'g> {
+    /// Compiles (JIT) and warms up: buffers allocated, caches and thread pool warm.
+    fn new(graph: &'g Graph, cfg: &BenchConfig) -> Self {
+        let classes = graph.output_shape().elems();
+        let loss_spec = if classes == 1 {
+            LossSpec::BinaryCrossentropy
+        } else {
+            LossSpec::SparseCategoricalCrossentropy
+        };
+        let loss = Loss::new(loss_spec, graph);
+        let params = ParamStore::init(graph, 0);
+        let mut optimizer = Optimizer::new(OptimizerSpec::default(), graph);
+        if cfg.backend == Backend::Jit {
+            // The reference step stays when the JIT cannot compile it (said by the session).
+            let _ = optimizer.use_jit(graph);
         }
-    };
-    // Warm-up: buffers allocated, caches and thread pool warm.
-    step(&mut session);
-    step(&mut session);
-    let mut totals = Vec::new();
-    let mut cpu = Vec::new();
-    let mut per_layer: Vec<Vec<[f64; 2]>> = vec![Vec::new(); graph.nodes.len()];
-    let started = Instant::now();
-    while totals.len() < cfg.min_iters || started.elapsed() < cfg.budget {
-        session.start_timing();
+        let mut rng = Rng::new(1);
+        let n = cfg.batch;
+        let x: Vec<f32> = (0..n * graph.input_shape().elems())
+            .map(|_| rng.uniform(0.0, 1.0))
+            .collect();
+        let labels: Vec<u32> = (0..n)
+            .map(|_| rng.below(classes.max(2)) as u32 % classes.max(1) as u32)
+            .collect();
+        let mut session = Session::new(graph, loss.link).with_backend(cfg.backend);
+        let compile_ms = session
+            .compiled(graph, n, cfg.mode)
+            .map_or(0.0, |c| c.compile_ms);
+        let warnings = session.take_warnings();
+        let mut runner = Runner {
+            graph,
+            mode: cfg.mode,
+            n,
+            loss,
+            params,
+            optimizer,
+            rng,
+            x,
+            labels,
+            plan: Plan::new(graph, &[]),
+            session,
+            grad: Vec::new(),
+            compile_ms,
+            warnings,
+            totals: Vec::new(),
+            cpu: Vec::new(),
+            per_layer: vec![Vec::new(); graph.nodes.len()],
+        };
+        runner.step();
+        runner.step();
+        runner
+    }
+
+    /// What the trainer does per batch (forward, loss, backward and an RMSprop update), or
+    /// a forward pass.
+    fn step(&mut self) {
+        let (g, n) = (self.graph, self.n);
+        let s = &mut self.session;
+        s.forward(g, &self.params, &self.x, n, self.mode, &mut self.rng);
+        if self.mode == Mode::Train {
+            let grad = &mut self.grad;
+            self.loss
+                .evaluate(s.output(g), s.logits(), &self.labels, Some(grad));
+            s.backward(g, &self.params, &self.plan, &self.grad);
+            self.optimizer
+                .apply(g, &mut self.params, &s.param_grads, &self.plan.weight_grad);
+        }
+    }
+
+    /// One measured iteration.
+    fn timed_step(&mut self) {
+        self.session.start_timing();
         let cpu0 = process_cpu_ns();
         let t = Instant::now();
-        step(&mut session);
-        totals.push(t.elapsed().as_secs_f64());
+        self.step();
+        self.totals.push(t.elapsed().as_secs_f64());
         if let (Some(a), Some(b)) = (cpu0, process_cpu_ns()) {
-            cpu.push(b.saturating_sub(a) as f64 * 1e-9);
+            self.cpu.push(b.saturating_sub(a) as f64 * 1e-9);
         }
-        if let Some(times) = &session.timings {
+        if let Some(times) = &self.session.timings {
             for (v, t) in times.iter().enumerate() {
-                per_layer[v].push([t[0].as_secs_f64(), t[1].as_secs_f64()]);
+                self.per_layer[v].push([t[0].as_secs_f64(), t[1].as_secs_f64()]);
             }
-        }
-        if totals.len() >= 1000 {
-            break;
         }
     }
-    let total = median(totals.clone());
-    let train = cfg.mode == Mode::Train;
-    let layers = graph
-        .nodes
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(v, node)| {
-            let fwd = median(per_layer[v].iter().map(|t| t[0]).collect());
-            let bwd = median(per_layer[v].iter().map(|t| t[1]).collect());
-            // Backward of a convolution or dense layer is two products of the forward's size.
-            let flops = 2.0 * (macs(graph, v) * n) as f64 * if train { 3.0 } else { 1.0 };
-            let secs = fwd + if train { bwd } else { 0.0 };
-            LayerFigures {
-                name: node.name.clone(),
-                kind: node.op.class_name().to_string(),
-                fused: graph.group_of(v).map(|(_, g)| g.kind.clone()),
-                forward_ms: fwd * 1e3,
-                backward_ms: train.then_some(bwd * 1e3),
-                gflops: (flops > 0.0 && secs > 0.0).then(|| flops / secs / 1e9),
-            }
-        })
-        .collect();
-    let all_flops: f64 = (1..graph.nodes.len())
-        .map(|v| 2.0 * (macs(graph, v) * n) as f64)
-        .sum::<f64>()
-        * if train { 3.0 } else { 1.0 };
-    Figures {
-        compile_ms,
-        warnings,
-        samples_per_s: n as f64 / total.max(1e-12),
-        cpu_samples_per_s: (cpu.len() == totals.len()).then(|| n as f64 / median(cpu).max(1e-12)),
-        gflops: all_flops / total.max(1e-12) / 1e9,
-        iterations: totals.len(),
-        layers,
+
+    /// The medians of the measured iterations.
+    fn figures(self) -> Figures {
+        let (graph, n) = (self.graph, self.n);
+        let total = median(self.totals.clone());
+        let train = self.mode == Mode::Train;
+        let layers = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(v, node)| {
+                let fwd = median(self.per_layer[v].iter().map(|t| t[0]).collect());
+                let bwd = median(self.per_layer[v].iter().map(|t| t[1]).collect());
+                // Backward of a convolution or dense layer is two products of the forward's
+                // size.
+                let flops = 2.0 * (macs(graph, v) * n) as f64 * if train { 3.0 } else { 1.0 };
+                let secs = fwd + if train { bwd } else { 0.0 };
+                LayerFigures {
+                    name: node.name.clone(),
+                    kind: node.op.class_name().to_string(),
+                    fused: graph.group_of(v).map(|(_, g)| g.kind.clone()),
+                    forward_ms: fwd * 1e3,
+                    backward_ms: train.then_some(bwd * 1e3),
+                    gflops: (flops > 0.0 && secs > 0.0).then(|| flops / secs / 1e9),
+                }
+            })
+            .collect();
+        let all_flops: f64 = (1..graph.nodes.len())
+            .map(|v| 2.0 * (macs(graph, v) * n) as f64)
+            .sum::<f64>()
+            * if train { 3.0 } else { 1.0 };
+        let iterations = self.totals.len();
+        Figures {
+            compile_ms: self.compile_ms,
+            warnings: self.warnings,
+            samples_per_s: n as f64 / total.max(1e-12),
+            cpu_samples_per_s: (self.cpu.len() == iterations)
+                .then(|| n as f64 / median(self.cpu).max(1e-12)),
+            gflops: all_flops / total.max(1e-12) / 1e9,
+            iterations,
+            layers,
+        }
     }
 }
 
+/// Most measured iterations of one run.
+const MAX_ITERS: usize = 1000;
+
+/// Runs `graph` repeatedly and measures it (after two warm-up iterations): at least
+/// `cfg.min_iters` iterations and until `cfg.budget` has passed.
+pub fn measure(graph: &Graph, cfg: &BenchConfig) -> Figures {
+    let mut r = Runner::new(graph, cfg);
+    let started = Instant::now();
+    while r.totals.len() < cfg.min_iters || started.elapsed() < cfg.budget {
+        r.timed_step();
+        if r.totals.len() >= MAX_ITERS {
+            break;
+        }
+    }
+    r.figures()
+}
+
+/// Measures two graphs with their iterations alternated, so that both see the same machine:
+/// on a shared host the speed of a core drifts from one minute to the next by more than
+/// fusing a pool changes a layer. Returns `(a, b)`.
+pub fn measure_alternated(a: &Graph, b: &Graph, cfg: &BenchConfig) -> (Figures, Figures) {
+    let (mut ra, mut rb) = (Runner::new(a, cfg), Runner::new(b, cfg));
+    let started = Instant::now();
+    while ra.totals.len() < cfg.min_iters || started.elapsed() < cfg.budget {
+        ra.timed_step();
+        rb.timed_step();
+        if ra.totals.len() >= MAX_ITERS {
+            break;
+        }
+    }
+    (ra.figures(), rb.figures())
+}
+
 /// One fused group with a pool, timed fused and unfused (forward plus, in training,
-/// backward, summed over the group's layers; medians).
+/// backward, summed over the group's layers; medians of alternated iterations).
 #[derive(Clone, Debug, Serialize)]
 pub struct FusionRow {
     /// The group's layers, head first.
@@ -236,30 +316,29 @@ pub fn fusion_comparison(graph: &Graph, fused: &Figures, unfused: &Figures) -> V
 /// The `--baselines` figures, each run capped at `budget`: the same model on the unfused JIT
 /// (`unfused` is the graph before the fusion pass), on the reference kernels and on the
 /// im2col + ndarray baseline, as `{name: {samples_per_s, gflops}}`; and the per-group fused
-/// against unfused comparison ([`fusion_comparison`]) of `fused`, measured on `graph`.
+/// against unfused comparison ([`fusion_comparison`]), from the fused and unfused models
+/// run alternately.
 pub fn baselines(
     graph: &Graph,
     unfused: &Graph,
     cfg: &BenchConfig,
-    fused: &Figures,
 ) -> (serde_json::Map<String, serde_json::Value>, Vec<FusionRow>) {
     let mut out = serde_json::Map::new();
-    let mut fusion = Vec::new();
-    for (name, backend, g) in [
-        ("unfused_jit", Backend::Jit, unfused),
-        ("reference", Backend::Reference, graph),
-        ("im2col_ndarray", Backend::Im2col, graph),
+    let (fused, unfused_jit) = measure_alternated(graph, unfused, cfg);
+    let fusion = fusion_comparison(graph, &fused, &unfused_jit);
+    let reference = BenchConfig {
+        backend: Backend::Reference,
+        ..cfg.clone()
+    };
+    let im2col = BenchConfig {
+        backend: Backend::Im2col,
+        ..cfg.clone()
+    };
+    for (name, f) in [
+        ("unfused_jit", unfused_jit),
+        ("reference", measure(graph, &reference)),
+        ("im2col_ndarray", measure(graph, &im2col)),
     ] {
-        let f = measure(
-            g,
-            &BenchConfig {
-                backend,
-                ..cfg.clone()
-            },
-        );
-        if name == "unfused_jit" {
-            fusion = fusion_comparison(graph, fused, &f);
-        }
         out.insert(
             name.to_string(),
             serde_json::json!({

@@ -391,7 +391,7 @@ fn bench(args: BenchArgs) -> Result<i32> {
         ..cfg.clone()
     };
     let (baselines, fusion) = if args.baselines {
-        let (b, f) = cnntui::bench::baselines(&graph, &unfused, &capped, &figures);
+        let (b, f) = cnntui::bench::baselines(&graph, &unfused, &capped);
         (Some(b), f)
     } else {
         (None, Vec::new())
