@@ -276,10 +276,10 @@ impl Jit {
     }
 }
 
-/// A buffer handed to a [`Bound`] kernel.
 /// Appends the kernels' addresses, sizes and names to `/tmp/perf-PID.map`, the file `perf
 /// report` reads to name JIT code (set `CNNTUI_PERF_MAP=1` when profiling). Best effort: a
-/// profiling aid must not stop a run, so a failed write is reported once and ignored.
+/// profiling aid must not stop a run, so a failed map write is reported and ignored (a
+/// machine-code file, written when the variable names a directory, is skipped silently).
 fn write_perf_map<'a>(kernels: impl Iterator<Item = (*const u8, &'a String, usize)>) {
     use std::io::Write;
     let path = std::env::temp_dir().join(format!("perf-{}.map", std::process::id()));
@@ -305,6 +305,7 @@ fn write_perf_map<'a>(kernels: impl Iterator<Item = (*const u8, &'a String, usiz
     }
 }
 
+/// A buffer handed to a [`Bound`] kernel.
 pub enum Buf<'a> {
     F32(&'a [f32]),
     F32Mut(&'a mut [f32]),

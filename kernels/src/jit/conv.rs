@@ -38,7 +38,9 @@
 //! With a pool fused, a work item computes the conv rows its pooled row needs into a stack
 //! scratch (`k_h` rows, padded left and right with the pool's neutral value), then pools
 //! them; the pre-pool activation is never written to a buffer. Overlapping pool windows
-//! (stride < window) recompute the shared conv rows.
+//! (stride < window) recompute the shared conv rows. Columns no window reads are not computed,
+//! and under a valid convolution and an unpadded pool the item's conv rows may be one list of
+//! pixels whose tiles span the rows (see `Emitter::emit_joint_rows`).
 //!
 //! Must not depend on anything of the `cnntui` crate.
 
