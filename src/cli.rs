@@ -350,6 +350,16 @@ fn set_threads(threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
+/// A throughput with three significant digits at least (`1.55`, `23.4`, `8519`): VGG16's
+/// images per second are not rounded to one decimal.
+fn rate(x: f64) -> String {
+    match x {
+        x if x >= 100.0 => format!("{x:.0}"),
+        x if x >= 10.0 => format!("{x:.1}"),
+        _ => format!("{x:.2}"),
+    }
+}
+
 fn bench(args: BenchArgs) -> Result<i32> {
     use cnntui::bench::{BenchConfig, measure, peak_rss_mb};
     set_threads(args.threads)?;
@@ -453,8 +463,8 @@ fn bench(args: BenchArgs) -> Result<i32> {
         )?;
     }
     outln!(
-        "whole model: {:.1} samples/s, {:.1} GFLOP/s ({} iterations, medians)",
-        figures.samples_per_s,
+        "whole model: {} samples/s, {:.1} GFLOP/s ({} iterations, medians)",
+        rate(figures.samples_per_s),
         figures.gflops,
         figures.iterations
     )?;
@@ -464,8 +474,8 @@ fn bench(args: BenchArgs) -> Result<i32> {
     if let Some(b) = baselines {
         for (name, v) in b {
             outln!(
-                "baseline {name}: {:.1} samples/s",
-                v["samples_per_s"].as_f64().unwrap_or(0.0)
+                "baseline {name}: {} samples/s",
+                rate(v["samples_per_s"].as_f64().unwrap_or(0.0))
             )?;
         }
     }
