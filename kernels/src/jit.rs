@@ -249,8 +249,9 @@ impl Jit {
             .iter()
             .map(|(id, name, _)| (self.module.get_finalized_function(*id), name.clone()))
             .collect();
-        if std::env::var_os("CNNTUI_PERF_MAP").is_some() {
+        if let Some(dest) = std::env::var_os("CNNTUI_PERF_MAP") {
             write_perf_map(
+                &dest,
                 pointers
                     .iter()
                     .zip(&self.pending)
@@ -277,21 +278,24 @@ impl Jit {
 }
 
 /// Appends the kernels' addresses, sizes and names to `/tmp/perf-PID.map`, the file `perf
-/// report` reads to name JIT code (set `CNNTUI_PERF_MAP=1` when profiling). Best effort: a
+/// report` reads to name JIT code (`dest` is the value of `CNNTUI_PERF_MAP`). Best effort: a
 /// profiling aid must not stop a run, so a failed map write is reported and ignored (a
 /// machine-code file, written when the variable names a directory, is skipped silently).
-fn write_perf_map<'a>(kernels: impl Iterator<Item = (*const u8, &'a String, usize)>) {
+fn write_perf_map<'a>(
+    dest: &std::ffi::OsStr,
+    kernels: impl Iterator<Item = (*const u8, &'a String, usize)>,
+) {
     use std::io::Write;
     let path = std::env::temp_dir().join(format!("perf-{}.map", std::process::id()));
     let mut text = String::new();
-    let dump = std::env::var_os("CNNTUI_PERF_MAP").filter(|d| std::path::Path::new(d).is_dir());
+    let dump = Some(std::path::Path::new(dest)).filter(|d| d.is_dir());
     for (p, name, size) in kernels {
         text.push_str(&format!("{:x} {size:x} {name}\n", p as usize));
         if let Some(dir) = &dump {
             // SAFETY: `p` points at `size` bytes of finalised machine code, alive while the
             // module is (it is not freed before `finish` returns).
             let code = unsafe { std::slice::from_raw_parts(p, size) };
-            let file = std::path::Path::new(dir).join(format!("{name}-{:x}.bin", p as usize));
+            let file = dir.join(format!("{name}-{:x}.bin", p as usize));
             let _ = std::fs::write(file, code);
         }
     }

@@ -637,7 +637,7 @@ impl Session {
 
     /// Adds `dx` into the gradient of input `u`, or moves it there when it is the first.
     fn give(&mut self, u: NodeId, dx: Vec<f32>) {
-        if self.consumers[u] <= 1 || !self.given[u] {
+        if !self.given[u] {
             self.given[u] = true;
             self.grads[u] = dx;
         } else {
@@ -999,7 +999,7 @@ impl Session {
         let dy = std::mem::take(&mut self.grads[g.tail]);
         let at_logits = g.tail == graph.output && self.link == OutputLink::Logits;
         let dz_buf = std::mem::take(&mut self.dz[g.head]);
-        let dz_owned = match &b.to_dz {
+        let mut dz_owned = match &b.to_dz {
             Some(k) if !at_logits => {
                 let mut dz = dz_buf;
                 dz.resize(n * g.conv_out, 0.0);
@@ -1018,7 +1018,6 @@ impl Session {
             }
             _ => None,
         };
-        let mut dz_owned = dz_owned;
         // z = conv · scale + shift + residual: the residual's gradient is dz as it is, the
         // convolution's is dz · scale (a frozen batch-norm's per-channel scale).
         if let Some(r) = g.residual.filter(|&r| plan.out_grad[r]) {
