@@ -1,7 +1,10 @@
 //! Forward JIT kernels on one thread: GFLOP/s of the convolutions the issue names (the 3×3
 //! 64→64 conv on 56×56, the MNIST convs, VGG16 block 1), dense layers, pooling, and the
 //! compile time of one kernel. Throughput is reported in elements = floating-point
-//! operations (2 per multiply-add), so criterion's `Gelem/s` reads as GFLOP/s.
+//! operations (2 per multiply-add), so criterion's `Gelem/s` reads as GFLOP/s. A 3×3
+//! stride-1 convolution is measured twice, as the direct kernel (`…_direct`) and as the
+//! Winograd kernel (`…_winograd`); both are credited with the direct convolution's
+//! operations, so the Winograd figure is an effective rate (it multiplies 2.25 times less).
 //!
 //! `cargo bench -p cnntui-kernels --bench jit_kernels -- conv3x3`; set `CNNTUI_DISASM=1` to
 //! print the machine code of the 3×3 kernel (to check its inner loop for spills).
@@ -9,7 +12,7 @@
 use std::hint::black_box;
 
 use cnntui_kernels::geom::{Conv2dGeom, Padding2d, Pool2dGeom};
-use cnntui_kernels::jit::conv::{ConvForwardSpec, PoolEpilogue, emit_conv_forward};
+use cnntui_kernels::jit::conv::{ConvForwardSpec, PoolEpilogue, WeightLayout, emit_conv_forward};
 use cnntui_kernels::jit::dense::{DenseSpec, emit_dense_forward};
 use cnntui_kernels::jit::pool::{PoolSpec, emit_pool_forward};
 use cnntui_kernels::jit::{Jit, Kernel};
@@ -35,7 +38,7 @@ impl Bench {
     }
 }
 
-fn conv_spec(geom: Conv2dGeom, pool: bool) -> ConvForwardSpec {
+fn conv_spec(geom: Conv2dGeom, pool: bool, winograd: bool) -> ConvForwardSpec {
     ConvForwardSpec {
         geom,
         depth_multiplier: None,
@@ -55,10 +58,12 @@ fn conv_spec(geom: Conv2dGeom, pool: bool) -> ConvForwardSpec {
             .expect("pool fits")
         }),
         count_dead: false,
+        winograd,
     }
 }
 
-fn conv(spec: &ConvForwardSpec) -> Bench {
+/// The kernel of `spec`, with whether it is a Winograd kernel.
+fn conv(spec: &ConvForwardSpec) -> (Bench, bool) {
     let mut jit = Jit::new().expect("JIT");
     if std::env::var_os("CNNTUI_DISASM").is_some() {
         jit.keep_disasm();
@@ -76,18 +81,20 @@ fn conv(spec: &ConvForwardSpec) -> Bench {
         .iter()
         .map(|name| match *name {
             "x" => vec![0.5; g.input_len()],
-            "w" => vec![0.01; g.k_h * g.k_w * g.c_in * g.c_out],
+            "w" => vec![0.01; k.weights.len(&g, g.k_h * g.k_w * g.c_in * g.c_out)],
             "y" | "argmax" => vec![0.0; g.n * oh * ow * c],
             "residual" => vec![0.0; g.output_len()],
             "dead" => vec![0.0; items],
+            "scratch" => vec![0.0; k.call_scratch],
             _ => vec![0.1; g.c_out],
         })
         .collect();
-    Bench {
+    let bench = Bench {
         kernel,
         bufs,
         items,
-    }
+    };
+    (bench, k.weights == WeightLayout::Winograd)
 }
 
 fn geom(n: usize, hwc: (usize, usize, usize), k: usize, c_out: usize, same: bool) -> Conv2dGeom {
@@ -189,16 +196,22 @@ fn bench_convs(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv");
     group.sample_size(20);
     for (name, g, pool) in cases {
-        let mut b = conv(&conv_spec(g, pool));
-        // Criterion's name filter (its first positional argument) does not reach this
-        // setup code: apply it by hand.
-        let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-        let selected = filter.is_none_or(|f| name.contains(f.as_str()));
-        if selected && std::env::var_os("CNNTUI_CPU_TIME").is_some() {
-            report_cpu_gflops(name, 2.0 * g.macs() as f64, &mut b);
+        for winograd in [false, true] {
+            let (mut b, is_winograd) = conv(&conv_spec(g, pool, winograd));
+            if winograd && !is_winograd {
+                continue;
+            }
+            let name = format!("{name}_{}", if is_winograd { "winograd" } else { "direct" });
+            // Criterion's name filter (its first positional argument) does not reach this
+            // setup code: apply it by hand.
+            let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+            let selected = filter.is_none_or(|f| name.contains(f.as_str()));
+            if selected && std::env::var_os("CNNTUI_CPU_TIME").is_some() {
+                report_cpu_gflops(&name, 2.0 * g.macs() as f64, &mut b);
+            }
+            group.throughput(Throughput::Elements(2 * g.macs() as u64));
+            group.bench_function(name, |bench| bench.iter(|| b.run()));
         }
-        group.throughput(Throughput::Elements(2 * g.macs() as u64));
-        group.bench_function(name, |bench| bench.iter(|| b.run()));
     }
     group.finish();
 }
@@ -213,9 +226,9 @@ fn bench_fused_vs_unfused(c: &mut Criterion) {
         ("mnist_conv2", geom(8, (13, 13, 32), 3, 64, false)),
         ("vgg_block1_conv2", geom(1, (224, 224, 64), 3, 64, true)),
     ] {
-        let mut fused = conv(&conv_spec(g, true));
+        let (mut fused, _) = conv(&conv_spec(g, true, true));
         group.bench_function(format!("{name}_fused"), |bench| bench.iter(|| fused.run()));
-        let mut conv_alone = conv(&conv_spec(g, false));
+        let (mut conv_alone, _) = conv(&conv_spec(g, false, true));
         let pg = Pool2dGeom::new(
             g.n,
             (g.out_h, g.out_w, g.c_out),
@@ -322,11 +335,11 @@ fn bench_compile(c: &mut Criterion) {
     for (name, spec) in [
         (
             "compile_conv3x3_64x64",
-            conv_spec(geom(1, (56, 56, 64), 3, 64, true), false),
+            conv_spec(geom(1, (56, 56, 64), 3, 64, true), false, true),
         ),
         (
             "compile_vgg_conv2_pool",
-            conv_spec(geom(1, (224, 224, 64), 3, 64, true), true),
+            conv_spec(geom(1, (224, 224, 64), 3, 64, true), true, true),
         ),
     ] {
         group.bench_function(name, |bench| {
@@ -346,7 +359,11 @@ fn bench_compile(c: &mut Criterion) {
             let (mut hw, mut c_in) = (224, 3);
             for (convs, c_out) in [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)] {
                 for i in 0..convs {
-                    let s = conv_spec(geom(1, (hw, hw, c_in), 3, c_out, true), i + 1 == convs);
+                    let s = conv_spec(
+                        geom(1, (hw, hw, c_in), 3, c_out, true),
+                        i + 1 == convs,
+                        true,
+                    );
                     emit_conv_forward(&mut jit, "vgg", &s).expect("emits");
                     c_in = c_out;
                 }

@@ -344,6 +344,9 @@ pub struct Bound {
     kernel: Kernel,
     lens: Vec<usize>,
     items: usize,
+    /// `(buffer index, f32s)`: a scratch buffer each call gets to itself (see
+    /// [`Bound::with_call_scratch`]).
+    call_scratch: Option<(usize, usize)>,
 }
 
 /// Buffer pointers shared by the threads running disjoint item ranges.
@@ -363,8 +366,15 @@ impl Kernel {
             kernel: self,
             lens,
             items,
+            call_scratch: None,
         }
     }
+}
+
+thread_local! {
+    /// The per-call scratch of [`Bound::with_call_scratch`] kernels, reused by every call
+    /// on this thread.
+    static CALL_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Bound {
@@ -375,6 +385,35 @@ impl Bound {
     /// The number of work items a run covers.
     pub fn items(&self) -> usize {
         self.items
+    }
+
+    /// This kernel with buffer `index` a scratch of `len` f32s that each call (each thread's
+    /// range of items) gets to itself, from a buffer the thread keeps between runs: the
+    /// caller passes an empty buffer there. For working sets too large for the stack (a
+    /// Winograd convolution's transformed tiles).
+    pub fn with_call_scratch(mut self, index: usize, len: usize) -> Bound {
+        self.call_scratch = Some((index, len));
+        self
+    }
+
+    /// Calls the kernel on items `[start, end)` with `ptrs`, giving it its call scratch.
+    ///
+    /// # Safety
+    /// As [`Kernel::call`].
+    unsafe fn call(&self, ptrs: &[*mut u8], start: usize, end: usize) {
+        let Some((index, len)) = self.call_scratch else {
+            // SAFETY: the caller upholds `Kernel::call`'s contract.
+            return unsafe { self.kernel.call(ptrs, start, end) };
+        };
+        CALL_SCRATCH.with_borrow_mut(|scratch| {
+            if scratch.len() < len {
+                scratch.resize(len, 0.0);
+            }
+            let mut ptrs = ptrs.to_vec();
+            ptrs[index] = scratch.as_mut_ptr().cast();
+            // SAFETY: as above; the scratch is this thread's, borrowed for the whole call.
+            unsafe { self.kernel.call(&ptrs, start, end) }
+        });
     }
 
     /// Runs every work item, split into contiguous ranges across rayon's threads.
@@ -413,7 +452,7 @@ impl Bound {
         let ptrs = SharedPtrs(bufs.iter_mut().map(Buf::ptr).collect());
         if threads == 1 {
             // SAFETY: as in the parallel case below, with one range on this thread.
-            unsafe { self.kernel.call(&ptrs.0, 0, self.items) };
+            unsafe { self.call(&ptrs.0, 0, self.items) };
             return;
         }
         let chunk = self.items.div_ceil(threads).max(1);
@@ -429,7 +468,7 @@ impl Bound {
                     // compiled for requires (checked above against the bound lengths), the
                     // borrows behind the pointers live until `run` returns, and disjoint item
                     // ranges write disjoint outputs.
-                    unsafe { self.kernel.call(&ptrs.0, start, end) }
+                    unsafe { self.call(&ptrs.0, start, end) }
                 });
             }
         });

@@ -9,6 +9,14 @@
 //! on the reference kernels, with one warning naming the layer and the reason. Kernels are
 //! specialised on the batch size, so a session compiles one model per batch size it meets.
 //!
+//! A 3×3 stride-1 convolution runs by Winograd's F(2×2, 3×3) wherever that takes fewer
+//! multiplies than the direct kernels (`cnntui_kernels::jit::conv::winograd`): its forward
+//! kernel, its input gradient (a Winograd forward convolution of `dz` with the kernel turned
+//! by 180°) and its kernel gradient (two transforms and 16 products over the batch). The
+//! transformed kernels are prepared in plain Rust before each run, as the direct kernel's
+//! panels are. `CNNTUI_WINOGRAD=0` compiles the direct kernels instead (to compare, or to rule
+//! Winograd's rounding out).
+//!
 //! The optimizer step has its own compiled kernels ([`optimizer::CompiledOptimizer`]). The
 //! layers that are not convolutions or dense layers (batch-norm in training, softmax, ...) run
 //! on the reference kernels.
@@ -22,7 +30,10 @@ use cnntui_kernels::jit::backward::pool::ArgmaxIndex;
 use cnntui_kernels::jit::backward::{
     conv as bconv, dense as bdense, depthwise as bdepthwise, pool as bpool,
 };
-use cnntui_kernels::jit::conv::{ConvForwardSpec, PoolEpilogue, emit_conv_forward};
+use cnntui_kernels::jit::conv::winograd::weight_grad::{self, WeightGrad};
+use cnntui_kernels::jit::conv::{
+    ConvForwardKernel, ConvForwardSpec, PoolEpilogue, WeightLayout, emit_conv_forward, winograd,
+};
 use cnntui_kernels::jit::dense::{DenseSpec, emit_dense_forward};
 use cnntui_kernels::jit::pool::{PoolSpec, emit_pool_forward};
 use cnntui_kernels::jit::{Bound, Jit, JitError, Kernel};
@@ -39,15 +50,31 @@ pub struct GroupBackward {
     /// `dz` (the pre-activation gradient, conv-output shaped) from the group's output
     /// gradient: the fused pool + activation backward, or the activation backward.
     pub to_dz: Option<Bound>,
-    pub weight: Bound,
+    pub weight: WeightGradKernels,
     pub bias: Option<Bound>,
     /// The kernel transpose the input gradient reads (none for a depthwise convolution, whose
     /// input gradient reads the kernel as it is).
     pub transpose: Option<Bound>,
-    /// The input gradient: buffers `dz`, the (transposed) kernel, `dx`.
+    /// The input gradient: buffers `dz`, the (transposed) kernel, `dx`, and with
+    /// `input_winograd` a per-call scratch.
     pub input: Bound,
     /// Length of the transposed kernel buffer.
     pub wt_len: usize,
+    /// A 3×3 stride-1 convolution's input gradient run as a Winograd forward convolution of
+    /// `dz` (this geometry; see `winograd::input_gradient_geom`), reading the turned kernel
+    /// `winograd::transform_input_gradient_weights` prepares (then `transpose` is `None`).
+    pub input_winograd: Option<Conv2dGeom>,
+}
+
+/// How a group computes its kernel gradient.
+#[derive(Clone, Debug)]
+pub enum WeightGradKernels {
+    /// One kernel: buffers `x`, `dz`, `dw` (overwritten).
+    Direct(Bound),
+    /// A 3×3 stride-1 convolution's by Winograd (`winograd::weight_grad`): one kernel
+    /// (buffers `x`, `dz`, `partial`, per-call scratch), then `weight_grad::kernel_gradient`
+    /// turns the partial products into `dw`.
+    Winograd { kernel: Bound, wg: WeightGrad },
 }
 
 /// One compiled group.
@@ -60,9 +87,9 @@ pub struct GroupKernels {
     pub forward: Bound,
     /// The forward kernel's buffer names, in call order.
     pub forward_buffers: Vec<&'static str>,
-    /// A regular convolution's geometry: its forward kernel reads the weights packed by
-    /// [`pack_weights`](cnntui_kernels::jit::conv::pack_weights).
-    pub packed_weights: Option<Conv2dGeom>,
+    /// A regular convolution's geometry and how its forward kernel reads the weights
+    /// (packed in panels, or Winograd-transformed), prepared before each run.
+    pub packed_weights: Option<(Conv2dGeom, WeightLayout)>,
     /// The activation the group applies (inside the kernel unless `deferred`).
     pub activation: Activation,
     /// An activation the kernel leaves to the reference code (softmax/sigmoid/tanh outputs).
@@ -118,11 +145,54 @@ struct Pending {
     computed: usize,
     forward: (usize, Vec<usize>),
     forward_buffers: Vec<&'static str>,
-    packed_weights: Option<Conv2dGeom>,
+    packed_weights: Option<(Conv2dGeom, WeightLayout)>,
+    /// `(buffer index, f32s)` of the forward kernel's per-call scratch.
+    call_scratch: Option<(usize, usize)>,
     backward: Option<Vec<(usize, Vec<usize>)>>,
     wt_len: usize,
+    has_transpose: bool,
+    input_winograd: Option<Conv2dGeom>,
+    /// `(buffer index, f32s)` of the input gradient kernel's per-call scratch.
+    input_scratch: Option<(usize, usize)>,
+    /// The kernel gradient by Winograd (two kernels in `backward`).
+    weight_winograd: Option<WeightGrad>,
     has_bias: bool,
     has_to_dz: bool,
+}
+
+/// Whether 3×3 stride-1 convolutions may run as Winograd kernels: yes unless
+/// `CNNTUI_WINOGRAD=0` (to compare with the direct kernels, or to rule Winograd's rounding
+/// out when chasing a numerical difference).
+fn winograd_enabled() -> bool {
+    std::env::var_os("CNNTUI_WINOGRAD").is_none_or(|v| v != "0")
+}
+
+/// The input gradient of convolution `g` as a Winograd forward convolution of `dz`, when
+/// `g` is 3×3 stride 1 and the Winograd kernel takes it: its geometry and kernel.
+fn winograd_input_gradient(
+    jit: &mut Jit,
+    name: &str,
+    g: &Conv2dGeom,
+) -> Result<Option<(Conv2dGeom, ConvForwardKernel)>, JitError> {
+    let Some(dx_geom) = winograd::input_gradient_geom(g) else {
+        return Ok(None);
+    };
+    let spec = ConvForwardSpec {
+        geom: dx_geom,
+        depth_multiplier: None,
+        bias: false,
+        bn: false,
+        activation: Activation::Linear,
+        residual: false,
+        pool: None,
+        count_dead: false,
+        winograd: winograd_enabled(),
+    };
+    if !winograd::eligible(&spec) {
+        return Ok(None);
+    }
+    let k = emit_conv_forward(jit, name, &spec)?;
+    Ok(Some((dx_geom, k)))
 }
 
 fn unsupported(what: impl Into<String>) -> JitError {
@@ -239,7 +309,10 @@ impl CompiledModel {
         let mut groups = vec![None; graph.nodes.len()];
         let mut in_group = vec![None; graph.nodes.len()];
         for p in pending {
-            let forward = take(p.forward)?;
+            let mut forward = take(p.forward)?;
+            if let Some((index, len)) = p.call_scratch {
+                forward = forward.with_call_scratch(index, len);
+            }
             let backward = match p.backward {
                 Some(list) => {
                     let mut it = list.into_iter();
@@ -252,19 +325,29 @@ impl CompiledModel {
                     } else {
                         None
                     };
-                    let weight = take(next()?)?;
+                    let weight = match p.weight_winograd {
+                        Some(wg) => WeightGradKernels::Winograd {
+                            kernel: take(next()?)?.with_call_scratch(3, wg.scratch_len()),
+                            wg,
+                        },
+                        None => WeightGradKernels::Direct(take(next()?)?),
+                    };
                     let bias = if p.has_bias {
                         Some(take(next()?)?)
                     } else {
                         None
                     };
-                    // A depthwise convolution's input gradient reads the kernel as it is.
-                    let transpose = if p.wt_len > 0 {
+                    // A depthwise convolution's input gradient reads the kernel as it is, a
+                    // Winograd one the kernel prepared outside the JIT.
+                    let transpose = if p.has_transpose {
                         Some(take(next()?)?)
                     } else {
                         None
                     };
-                    let input = take(next()?)?;
+                    let mut input = take(next()?)?;
+                    if let Some((index, len)) = p.input_scratch {
+                        input = input.with_call_scratch(index, len);
+                    }
                     Some(GroupBackward {
                         to_dz,
                         weight,
@@ -272,6 +355,7 @@ impl CompiledModel {
                         transpose,
                         input,
                         wt_len: p.wt_len,
+                        input_winograd: p.input_winograd,
                     })
                 }
                 None => None,
@@ -468,6 +552,9 @@ fn compile_group(
     let mut backward = Vec::new();
     let (forward, forward_buffers, conv_out, computed, wt_len, has_bias, has_to_dz, max_pool);
     let mut packed_weights = None;
+    let mut call_scratch = None;
+    let (mut has_transpose, mut input_winograd, mut input_scratch) = (false, None, None);
+    let mut weight_winograd = None;
     match node.op {
         Op::Conv2D { use_bias, .. } | Op::DepthwiseConv2D { use_bias, .. } => {
             let g: Conv2dGeom = conv_geom(graph, head, n);
@@ -507,6 +594,7 @@ fn compile_group(
                 residual: residual.is_some(),
                 pool: pool_epi,
                 count_dead: train,
+                winograd: winograd_enabled(),
             };
             let k = emit_conv_forward(jit, &name("forward"), &spec)?;
             *count += 1;
@@ -517,7 +605,8 @@ fn compile_group(
                 .iter()
                 .map(|b| match *b {
                     "x" => g.input_len(),
-                    "w" => graph.nodes[head].params[0].elems(),
+                    "w" => k.weights.len(&g, graph.nodes[head].params[0].elems()),
+                    "scratch" => 0,
                     "bias" | "scale" | "shift" => g.c_out,
                     "residual" => n * g.out_h * g.out_w * g.c_out,
                     "y" | "argmax" => n * oh * ow * oc,
@@ -526,9 +615,10 @@ fn compile_group(
                 .collect();
             forward = (items, lens);
             forward_buffers = k.buffers.clone();
-            if depth_multiplier.is_none() {
-                packed_weights = Some(g);
+            if k.weights != WeightLayout::Hwio {
+                packed_weights = Some((g, k.weights));
             }
+            call_scratch = k.buffer("scratch").map(|i| (i, k.call_scratch));
             conv_out = g.out_h * g.out_w * g.c_out;
             computed = k.computed_per_sample;
             max_pool = pool_epi.filter(|p| p.max).and(pool);
@@ -558,23 +648,32 @@ fn compile_group(
                     backward.push((items, vec![len, len, len]));
                     *count += 1;
                 }
-                let items = match depth_multiplier {
-                    None => bconv::emit_conv2d_backward_weight(jit, &name("weight_grad"), &g)?,
-                    Some(m) => bdepthwise::emit_depthwise_backward_weight(
-                        jit,
-                        &name("weight_grad"),
-                        &g,
-                        m,
-                    )?,
-                };
-                backward.push((
-                    items,
-                    vec![
-                        g.input_len(),
-                        n * conv_out,
-                        graph.nodes[head].params[0].elems(),
-                    ],
-                ));
+                let wg = WeightGrad::new(&g)
+                    .filter(|_| depth_multiplier.is_none() && winograd_enabled());
+                if let Some(wg) = wg {
+                    let items = weight_grad::emit(jit, &name("weight_grad"), &wg)?;
+                    let lens = vec![g.input_len(), n * conv_out, wg.partial_len(), 0];
+                    backward.push((items, lens));
+                    weight_winograd = Some(wg);
+                } else {
+                    let items = match depth_multiplier {
+                        None => bconv::emit_conv2d_backward_weight(jit, &name("weight_grad"), &g)?,
+                        Some(m) => bdepthwise::emit_depthwise_backward_weight(
+                            jit,
+                            &name("weight_grad"),
+                            &g,
+                            m,
+                        )?,
+                    };
+                    backward.push((
+                        items,
+                        vec![
+                            g.input_len(),
+                            n * conv_out,
+                            graph.nodes[head].params[0].elems(),
+                        ],
+                    ));
+                }
                 if use_bias {
                     let items = bconv::emit_bias_backward(
                         jit,
@@ -592,7 +691,17 @@ fn compile_group(
                         bdepthwise::emit_depthwise_backward_input(jit, &name("input_grad"), &g, m)?;
                     backward.push((items, vec![n * conv_out, w_len, g.input_len()]));
                     *count += 2;
+                } else if let Some((dx_geom, k)) =
+                    winograd_input_gradient(jit, &name("input_grad"), &g)?
+                {
+                    wt_len = winograd::weights_len(&dx_geom);
+                    let items = n * k.items_per_sample;
+                    backward.push((items, vec![n * conv_out, wt_len, g.input_len(), 0]));
+                    input_winograd = Some(dx_geom);
+                    input_scratch = k.buffer("scratch").map(|i| (i, k.call_scratch));
+                    *count += 2;
                 } else {
+                    has_transpose = true;
                     wt_len = bconv::conv2d_transposed_weight_len(&g);
                     let items =
                         bconv::emit_conv2d_weight_transpose(jit, &name("weight_transpose"), &g)?;
@@ -654,6 +763,7 @@ fn compile_group(
                     backward.push((items, vec![n * units, units]));
                     *count += 1;
                 }
+                has_transpose = true;
                 wt_len = bdense::dense_transposed_weight_len(d_in, units);
                 let items = bdense::emit_dense_weight_transpose(
                     jit,
@@ -691,8 +801,13 @@ fn compile_group(
         forward,
         forward_buffers,
         packed_weights,
+        call_scratch,
         backward: train.then_some(backward),
         wt_len,
+        has_transpose,
+        input_winograd,
+        input_scratch,
+        weight_winograd,
         has_bias,
         has_to_dz,
     })

@@ -12,9 +12,9 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 use cnntui_kernels::jit::Buf;
-use cnntui_kernels::jit::conv::pack_weights;
+use cnntui_kernels::jit::conv::winograd::{self, weight_grad};
 
-use super::compiled::{CompiledModel, GroupKernels, PoolKernels};
+use super::compiled::{CompiledModel, GroupKernels, PoolKernels, WeightGradKernels};
 use super::{ParamStore, Plan, Rng, im2col};
 use crate::ir::{Graph, NodeId, Op};
 
@@ -63,6 +63,8 @@ pub struct Session {
     /// transposed kernel, kept between steps (every element is overwritten before it is read).
     dz: Vec<Vec<f32>>,
     wt: Vec<Vec<f32>>,
+    /// Per group head, the Winograd kernel gradient's partial products.
+    winograd_partial: Vec<Vec<f32>>,
     /// The output's pre-activation, kept when the loss works on logits.
     logits: Vec<f32>,
     link: OutputLink,
@@ -231,6 +233,7 @@ impl Session {
             packed: vec![Vec::new(); nodes],
             dz: vec![Vec::new(); nodes],
             wt: vec![Vec::new(); nodes],
+            winograd_partial: vec![Vec::new(); nodes],
             logits: Vec::new(),
             link,
             consumers,
@@ -916,9 +919,8 @@ impl Session {
         let (scale, shift) =
             g.bn.map_or_else(Default::default, |b| folded_batch_norm(graph, params, b));
         let mut packed = std::mem::take(&mut self.packed[g.head]);
-        if let Some(geom) = &g.packed_weights {
-            packed.resize(p[0].len(), 0.0);
-            pack_weights(geom, &p[0], &mut packed);
+        if let Some((geom, layout)) = &g.packed_weights {
+            layout.prepare(geom, &p[0], &mut packed);
         }
         {
             let x = &self.acts[head.inputs[0]];
@@ -937,6 +939,8 @@ impl Session {
                     "shift" => Buf::F32(&shift),
                     "residual" => Buf::F32(residual),
                     "argmax" => Buf::U32Mut(a_buf.take().unwrap_or_default()),
+                    // Each call gets its own (`Bound::with_call_scratch`).
+                    "scratch" => Buf::F32(&[]),
                     "dead" => Buf::U32Mut(d_buf.take().unwrap_or_default()),
                     _ => Buf::F32Mut(y_buf.take().unwrap_or_default()),
                 });
@@ -1038,8 +1042,23 @@ impl Session {
         if plan.weight_grad[g.head] {
             let grads = &mut self.param_grads.tensors[g.head];
             let (dw, rest) = grads.split_at_mut(1);
-            b.weight
-                .run(&mut [Buf::F32(x), Buf::F32(dz), Buf::F32Mut(&mut dw[0])]);
+            match &b.weight {
+                WeightGradKernels::Direct(k) => {
+                    k.run(&mut [Buf::F32(x), Buf::F32(dz), Buf::F32Mut(&mut dw[0])]);
+                }
+                WeightGradKernels::Winograd { kernel, wg } => {
+                    let partial = &mut self.winograd_partial[g.head];
+                    partial.resize(wg.partial_len(), 0.0);
+                    kernel.run(&mut [
+                        Buf::F32(x),
+                        Buf::F32(dz),
+                        Buf::F32Mut(partial),
+                        // Each call gets its own (`Bound::with_call_scratch`).
+                        Buf::F32(&[]),
+                    ]);
+                    weight_grad::kernel_gradient(wg, partial, &mut dw[0]);
+                }
+            }
             if let (Some(k), Some(db)) = (&b.bias, rest.first_mut()) {
                 k.run(&mut [Buf::F32(dz), Buf::F32Mut(db)]);
             }
@@ -1049,6 +1068,8 @@ impl Session {
             if let Some(t) = &b.transpose {
                 wt.resize(b.wt_len, 0.0);
                 t.run(&mut [Buf::F32(&p[0]), Buf::F32Mut(&mut wt)]);
+            } else if let Some(dx_geom) = &b.input_winograd {
+                winograd::transform_input_gradient_weights(dx_geom, &p[0], &mut wt);
             }
             let len = n * graph.nodes[u].shape.elems();
             // The kernel overwrites every element: a sole consumer's gradient buffer (sized
@@ -1059,9 +1080,17 @@ impl Session {
                 Vec::new()
             };
             dx.resize(len, 0.0);
-            let w: &[f32] = if b.transpose.is_some() { &wt } else { &p[0] };
-            b.input
-                .run(&mut [Buf::F32(dz), Buf::F32(w), Buf::F32Mut(&mut dx)]);
+            let w: &[f32] = if b.transpose.is_some() || b.input_winograd.is_some() {
+                &wt
+            } else {
+                &p[0]
+            };
+            let mut bufs = vec![Buf::F32(dz), Buf::F32(w), Buf::F32Mut(&mut dx)];
+            if b.input_winograd.is_some() {
+                // Each call gets its own (`Bound::with_call_scratch`).
+                bufs.push(Buf::F32(&[]));
+            }
+            b.input.run(&mut bufs);
             self.wt[g.head] = wt;
             self.give(u, dx);
         }

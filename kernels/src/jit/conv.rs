@@ -45,6 +45,7 @@
 //! Must not depend on anything of the `cnntui` crate.
 
 pub(crate) mod tile;
+pub mod winograd;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -124,6 +125,40 @@ pub struct ConvForwardSpec {
     pub pool: Option<PoolEpilogue>,
     /// Write, per work item, how many pre-pool activations it computed that are exactly zero.
     pub count_dead: bool,
+    /// Compute a 3×3 stride-1 convolution by Winograd's F(2×2, 3×3) when [`winograd`]
+    /// supports the spec (fewer multiplies; see that module).
+    pub winograd: bool,
+}
+
+/// How a forward kernel reads its `w` buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// HWIO as it is (depthwise convolutions).
+    Hwio,
+    /// Packed by [`pack_weights`].
+    Panels,
+    /// Transformed by [`winograd::transform_weights`].
+    Winograd,
+}
+
+impl WeightLayout {
+    /// Length of the prepared kernel of `g`.
+    pub fn len(self, g: &Conv2dGeom, hwio_len: usize) -> usize {
+        match self {
+            WeightLayout::Hwio | WeightLayout::Panels => hwio_len,
+            WeightLayout::Winograd => winograd::weights_len(g),
+        }
+    }
+
+    /// Writes the HWIO kernel `w` of `g` in this layout to `out` (resized to fit).
+    pub fn prepare(self, g: &Conv2dGeom, w: &[f32], out: &mut Vec<f32>) {
+        out.resize(self.len(g, w.len()), 0.0);
+        match self {
+            WeightLayout::Hwio => out.copy_from_slice(w),
+            WeightLayout::Panels => pack_weights(g, w, out),
+            WeightLayout::Winograd => winograd::transform_weights(g, w, out),
+        }
+    }
 }
 
 /// Packs an HWIO kernel `w` (`[k_h, k_w, c_in, c_out]`) into the panels the forward kernel
@@ -135,15 +170,19 @@ pub struct ConvForwardSpec {
 /// # Panics
 /// When `w` or `packed` is shorter than `k_h · k_w · c_in · c_out`.
 pub fn pack_weights(g: &Conv2dGeom, w: &[f32], packed: &mut [f32]) {
-    let k = g.k_h * g.k_w * g.c_in;
-    let (w, packed) = (&w[..k * g.c_out], &mut packed[..k * g.c_out]);
-    for run in channel_runs(g.c_out, true) {
+    pack_panels(g.k_h * g.k_w * g.c_in, g.c_out, w, packed);
+}
+
+/// Packs a `[k][c_out]` matrix into channel panels (see [`pack_weights`]).
+pub(crate) fn pack_panels(k: usize, c_out: usize, w: &[f32], packed: &mut [f32]) {
+    let (w, packed) = (&w[..k * c_out], &mut packed[..k * c_out]);
+    for run in channel_runs(c_out, true) {
         let gw = run.group.width;
         for j in 0..run.count {
             let co = run.start + j * gw;
             let panel = &mut packed[co * k..(co + gw) * k];
             for (t, dst) in panel.chunks_exact_mut(gw).enumerate() {
-                dst.copy_from_slice(&w[t * g.c_out + co..t * g.c_out + co + gw]);
+                dst.copy_from_slice(&w[t * c_out + co..t * c_out + co + gw]);
             }
         }
     }
@@ -164,6 +203,11 @@ pub struct ConvForwardKernel {
     /// Pre-pool activations the kernel computes per sample, what the `dead` counts of a
     /// sample's items add up over (a row covered by two windows counts twice).
     pub computed_per_sample: usize,
+    /// How the kernel reads `w`.
+    pub weights: WeightLayout,
+    /// f32s of the `scratch` buffer (Winograd): every call needs its own
+    /// ([`crate::jit::Bound::with_call_scratch`]); 0 without one.
+    pub call_scratch: usize,
 }
 
 impl ConvForwardKernel {
@@ -207,6 +251,9 @@ pub fn emit_conv_forward(
     name: &str,
     spec: &ConvForwardSpec,
 ) -> Result<ConvForwardKernel, JitError> {
+    if winograd::eligible(spec) {
+        return winograd::emit(jit, name, spec);
+    }
     let layout = Layout::new(spec)?;
     jit.define(name, |e| {
         Emitter {
@@ -234,6 +281,7 @@ struct Layout {
     /// Interior conv columns `[lo, hi)`: every tap inside the input.
     interior: (usize, usize),
     pool: Option<PoolLayout>,
+    depthwise: bool,
 }
 
 struct PoolLayout {
@@ -360,6 +408,7 @@ impl Layout {
             out_shape,
             interior,
             pool,
+            depthwise: s.depth_multiplier.is_some(),
         })
     }
 
@@ -384,6 +433,12 @@ impl Layout {
             out_shape: self.out_shape,
             scratch_bytes: self.pool.as_ref().map_or(0, |p| p.bytes),
             computed_per_sample,
+            weights: if self.depthwise {
+                WeightLayout::Hwio
+            } else {
+                WeightLayout::Panels
+            },
+            call_scratch: 0,
         }
     }
 }

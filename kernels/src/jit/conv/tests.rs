@@ -21,6 +21,7 @@ pub(crate) struct Guarded {
     words: Vec<u32>,
     len: usize,
     output: bool,
+    scratch: bool,
     initial: Vec<u32>,
 }
 
@@ -33,6 +34,13 @@ impl Guarded {
         Self::new(vec![UNWRITTEN; len], true)
     }
 
+    /// A kernel's scratch: anything may be written inside it, nothing outside.
+    pub(crate) fn scratch(len: usize) -> Self {
+        let mut g = Self::new(vec![UNWRITTEN; len], false);
+        g.scratch = true;
+        g
+    }
+
     fn new(data: Vec<u32>, output: bool) -> Self {
         let len = data.len();
         let mut words = vec![GUARD_BITS; GUARD];
@@ -42,6 +50,7 @@ impl Guarded {
             words,
             len,
             output,
+            scratch: false,
             initial: data,
         }
     }
@@ -66,6 +75,9 @@ impl Guarded {
             before.iter().chain(after).all(|&w| w == GUARD_BITS),
             "{what}: a guard region was written"
         );
+        if self.scratch {
+            return;
+        }
         if self.output {
             let unwritten = self.data().iter().filter(|&&w| w == UNWRITTEN).count();
             assert_eq!(unwritten, 0, "{what}: {unwritten} outputs not written");
@@ -170,12 +182,12 @@ impl Case {
             .iter()
             .map(|name| match *name {
                 "x" => Guarded::input(&self.x),
-                "w" if self.spec.depth_multiplier.is_none() => {
-                    let mut packed = vec![0.0; self.w.len()];
-                    pack_weights(&g, &self.w, &mut packed);
-                    Guarded::input(&packed)
+                "w" => {
+                    let mut prepared = Vec::new();
+                    k.weights.prepare(&g, &self.w, &mut prepared);
+                    Guarded::input(&prepared)
                 }
-                "w" => Guarded::input(&self.w),
+                "scratch" => Guarded::scratch(k.call_scratch),
                 "bias" => Guarded::input(&self.bias),
                 "scale" => Guarded::input(&self.scale),
                 "shift" => Guarded::input(&self.shift),
@@ -188,6 +200,19 @@ impl Case {
         run_split(&kernel, &k.buffers, &mut bufs, items);
         Ok(k.buffers.iter().copied().zip(bufs).collect())
     }
+
+    /// Whether the spec runs as a Winograd kernel.
+    fn winograd(&self) -> bool {
+        let k = emit_conv_forward(&mut Jit::new().expect("JIT"), "k", &self.spec).expect("emits");
+        k.weights == WeightLayout::Winograd
+    }
+}
+
+/// Per sample, the sum of its `items_per_sample` dead counts.
+fn per_sample(dead: &[u32], n: usize) -> Vec<u32> {
+    dead.chunks_exact(dead.len() / n)
+        .map(|c| c.iter().sum())
+        .collect()
 }
 
 fn take<'a>(bufs: &'a [(&'static str, Guarded)], name: &str) -> &'a Guarded {
@@ -217,7 +242,11 @@ fn check(spec: ConvForwardSpec, seed: u64) {
         None => g.k_h * g.k_w * g.c_in,
         Some(_) => g.k_h * g.k_w,
     };
-    assert_close("pre-pool y", &z, &expect, 1e-5, 2e-6 * k as f64 + 1e-6);
+    let winograd = case.winograd();
+    // Winograd adds and subtracts inputs (and kernel taps) before multiplying: a few more
+    // roundings, each of a partial sum up to 4 times an input.
+    let atol = if winograd { 8e-6 } else { 2e-6 } * k as f64 + 1e-6;
+    assert_close("pre-pool y", &z, &expect, 1e-5, atol);
     if spec.count_dead {
         let dead = take(&bufs, "dead").data().to_vec();
         let row = g.out_w * g.c_out;
@@ -225,7 +254,13 @@ fn check(spec: ConvForwardSpec, seed: u64) {
             .chunks_exact(row)
             .map(|r| reference::count_dead(r) as u32)
             .collect();
-        assert_eq!(dead, want, "dead counts per row");
+        if winograd {
+            // Items are blocks of tile rows: compare each sample's total.
+            let want: Vec<u32> = per_sample(&want, g.n);
+            assert_eq!(per_sample(&dead, g.n), want, "dead counts per sample");
+        } else {
+            assert_eq!(dead, want, "dead counts per row");
+        }
     }
     let Some(p) = spec.pool else { return };
     let fused = Case { spec, ..case };
@@ -276,7 +311,15 @@ fn check(spec: ConvForwardSpec, seed: u64) {
                     .sum()
             })
             .collect();
-        assert_eq!(dead, want, "dead counts per pooled row");
+        if winograd {
+            assert_eq!(
+                per_sample(&dead, g.n),
+                per_sample(&want, g.n),
+                "dead per sample"
+            );
+        } else {
+            assert_eq!(dead, want, "dead counts per pooled row");
+        }
         let k = emit_conv_forward(&mut Jit::new().expect("JIT"), "k", &fused.spec).unwrap();
         let total: u32 = dead.iter().sum();
         assert!(total as usize <= g.n * k.computed_per_sample);
@@ -293,6 +336,7 @@ fn spec(geom: Conv2dGeom) -> ConvForwardSpec {
         residual: false,
         pool: None,
         count_dead: false,
+        winograd: false,
     }
 }
 
@@ -470,7 +514,9 @@ fn sigmoid_and_tanh_epilogues_are_unsupported() {
 
 prop_compose! {
     fn conv_spec()(
-        n in 1usize..3, h in 1usize..12, w in 1usize..14, c_in in 1usize..10,
+        n in 1usize..3, h in 1usize..12, w in 1usize..14,
+        c_in in prop::sample::select(vec![1usize, 2, 3, 4, 5, 8, 9, 16, 19, 32]),
+        winograd in any::<bool>(),
         k in prop::sample::select(vec![1usize, 2, 3, 5, 7]), k_w_odd in any::<bool>(),
         c_out in prop::sample::select(vec![1usize, 3, 4, 7, 8, 12, 13, 20, 32, 37, 44, 67]), s_h in 1usize..3, s_w in 1usize..3,
         same in any::<bool>(), pad in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
@@ -501,7 +547,7 @@ prop_compose! {
         };
         Some(ConvForwardSpec {
             geom, depth_multiplier: dw, bias, bn, activation: act, residual, pool,
-            count_dead: dead,
+            count_dead: dead, winograd,
         })
     }
 }
@@ -547,4 +593,253 @@ fn the_3x3_inner_loop_keeps_every_value_in_registers() {
             "{broadcasts} broadcasts for 32 FMAs:\n{body}"
         );
     }
+}
+
+/// A spec computed by the Winograd kernel whenever it supports it, cheaper or not.
+fn winograd_spec(g: Conv2dGeom) -> ConvForwardSpec {
+    winograd::ALWAYS.set(true);
+    ConvForwardSpec {
+        winograd: true,
+        ..spec(g)
+    }
+}
+
+/// MNIST's second conv by Winograd: 11 × 11 outputs under a 2×2 pool, so 5 × 5 tiles, the
+/// sample one item; 64 and 37 output channels (a 4-channel block and a scalar tail).
+#[test]
+fn winograd_conv_under_a_max_pool_matches_the_reference() {
+    for (c_out, seed) in [(64, 30), (37, 31)] {
+        let g = geom(3, (13, 13, 32), (3, 3), c_out, (1, 1), Padding2d::default());
+        let pool = PoolEpilogue::new(true, (11, 11), (2, 2), (2, 2), Padding2d::default(), true);
+        let s = ConvForwardSpec {
+            pool,
+            count_dead: true,
+            ..winograd_spec(g)
+        };
+        let k = emit_conv_forward(&mut Jit::new().expect("JIT"), "k", &s).expect("emits");
+        assert_eq!(k.weights, WeightLayout::Winograd);
+        assert_eq!(
+            (k.items_per_sample, k.computed_per_sample),
+            (1, 100 * c_out)
+        );
+        check(s, seed);
+    }
+}
+
+/// `same` padding over odd sizes (the last tile row and column have one output), input
+/// channels that are not a multiple of 4, batch-norm and ReLU6, and an average pool.
+#[test]
+fn winograd_same_padding_odd_sizes_and_channel_tails_match_the_reference() {
+    let g = geom(
+        2,
+        (9, 7, 19),
+        (3, 3),
+        21,
+        (1, 1),
+        Padding2d::same(9, 7, 3, 3, 1, 1),
+    );
+    check(
+        ConvForwardSpec {
+            bn: true,
+            activation: Activation::ReLU6,
+            count_dead: true,
+            ..winograd_spec(g)
+        },
+        32,
+    );
+    let pool = PoolEpilogue::new(false, (9, 7), (2, 2), (2, 2), Padding2d::default(), false);
+    check(
+        ConvForwardSpec {
+            pool,
+            ..winograd_spec(g)
+        },
+        33,
+    );
+}
+
+/// A row too wide for one item is cut into column chunks of unequal width (here 33 and 32
+/// tiles), and an asymmetric padding of 2 (the input gradient of a valid convolution).
+#[test]
+fn winograd_wide_rows_in_chunks_match_the_reference() {
+    let pad = Padding2d {
+        top: 2,
+        bottom: 1,
+        left: 2,
+        right: 0,
+    };
+    let g = geom(1, (4, 130, 128), (3, 3), 16, (1, 1), pad);
+    assert_eq!((g.out_h, g.out_w), (5, 130));
+    let s = ConvForwardSpec {
+        count_dead: true,
+        ..winograd_spec(g)
+    };
+    let k = emit_conv_forward(&mut Jit::new().expect("JIT"), "k", &s).expect("emits");
+    assert_eq!(k.items_per_sample, 3 * 2, "three tile rows of two chunks");
+    check(s, 34);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn winograd_conv_matches_the_reference_over_random_shapes(
+        n in 1usize..3, h in 2usize..12, w in 2usize..14,
+        c_in in prop::sample::select(vec![16usize, 19, 24, 33]),
+        c_out in prop::sample::select(vec![16usize, 17, 22, 32, 45]),
+        pad in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        bias in any::<bool>(), bn in any::<bool>(), dead in any::<bool>(),
+        act in prop::sample::select(vec![Activation::Linear, Activation::ReLU, Activation::ReLU6]),
+        pool in prop::option::weighted(0.5, (any::<bool>(), any::<bool>())),
+        seed in any::<u64>(),
+    ) {
+        let pad = Padding2d { top: pad.0, bottom: pad.1, left: pad.2, right: pad.3 };
+        let Some(g) = Conv2dGeom::new(n, (h, w, c_in), (3, 3), c_out, (1, 1), pad) else {
+            return Ok(());
+        };
+        if g.out_h < 2 || g.out_w < 2 {
+            return Ok(());
+        }
+        let pool = pool.and_then(|(max, argmax)| {
+            PoolEpilogue::new(max, (g.out_h, g.out_w), (2, 2), (2, 2), Padding2d::default(), argmax)
+        });
+        let s = ConvForwardSpec {
+            bias, bn, activation: act, pool, count_dead: dead, ..winograd_spec(g)
+        };
+        prop_assert!(winograd::eligible(&s));
+        check(s, seed);
+    }
+}
+
+/// The input gradient of a 3×3 stride-1 convolution computed as a Winograd forward
+/// convolution of `dz` (valid, `same` and asymmetric paddings) matches the reference.
+#[test]
+fn winograd_input_gradient_matches_the_reference() {
+    let pads = [
+        Padding2d::default(),
+        Padding2d::same(9, 10, 3, 3, 1, 1),
+        Padding2d {
+            top: 0,
+            bottom: 1,
+            left: 2,
+            right: 1,
+        },
+    ];
+    for (pad, seed) in pads.into_iter().zip(40..) {
+        let g = geom(2, (9, 10, 19), (3, 3), 33, (1, 1), pad);
+        let dx_geom = winograd::input_gradient_geom(&g).expect("3×3 stride 1");
+        let mut rng = Rng::new(seed);
+        let dz = rng.vec(g.output_len(), -1.0, 1.0);
+        let w = rng.vec(9 * g.c_in * g.c_out, -1.0, 1.0);
+        let s = ConvForwardSpec {
+            bias: false,
+            activation: Activation::Linear,
+            ..winograd_spec(dx_geom)
+        };
+        let mut jit = Jit::new().expect("JIT");
+        let k = emit_conv_forward(&mut jit, "dx", &s).expect("emits");
+        assert_eq!(k.weights, WeightLayout::Winograd);
+        let kernel = jit.finish().expect("compiles").remove(0);
+        let mut u = Vec::new();
+        winograd::transform_input_gradient_weights(&dx_geom, &w, &mut u);
+        let mut bufs = vec![
+            Guarded::input(&dz),
+            Guarded::input(&u),
+            Guarded::output(g.input_len()),
+            Guarded::scratch(k.call_scratch),
+        ];
+        run_split(&kernel, &k.buffers, &mut bufs, g.n * k.items_per_sample);
+        let mut want = vec![0.0f64; g.input_len()];
+        reference::conv2d_backward_input(&g, &f64s(&dz), &f64s(&w), &mut want);
+        assert_close("dx", &bufs[2].f32s(), &want, 1e-5, 8e-6 * 9.0 * 33.0 + 1e-6);
+    }
+}
+
+/// The Winograd kernel gradient (transforms, products over the batch in chunks, then
+/// `Gᵀ dU G`) matches the reference, for valid, `same` and asymmetric paddings, odd sizes
+/// and channel counts with tails.
+#[test]
+fn winograd_kernel_gradient_matches_the_reference() {
+    use winograd::weight_grad::{WeightGrad, emit, kernel_gradient};
+    let cases = [
+        ((13, 13, 32), 64, Padding2d::default(), 4),
+        ((9, 10, 19), 21, Padding2d::same(9, 10, 3, 3, 1, 1), 2),
+        (
+            (7, 12, 16),
+            33,
+            Padding2d {
+                top: 2,
+                bottom: 0,
+                left: 1,
+                right: 2,
+            },
+            5,
+        ),
+    ];
+    let more = [
+        // Small maps: several samples per chunk, and a last item with fewer samples.
+        ((5, 5, 64), 64, Padding2d::default(), 10),
+        // A map too large for one chunk: chunks of tile rows, the last one shorter.
+        ((30, 30, 32), 32, Padding2d::same(30, 30, 3, 3, 1, 1), 2),
+    ];
+    for (((h, w, c_in), c_out, pad, n), seed) in cases.into_iter().chain(more).zip(50..) {
+        let g = geom(n, (h, w, c_in), (3, 3), c_out, (1, 1), pad);
+        let wg = WeightGrad::new(&g).expect("Winograd kernel gradient");
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(g.input_len(), -1.0, 1.0);
+        let dy = rng.vec(g.output_len(), -1.0, 1.0);
+        let mut jit = Jit::new().expect("JIT");
+        let items = emit(&mut jit, "dw", &wg).expect("emits");
+        assert_eq!(items, wg.items());
+        let kernel = jit.finish().expect("compiles").remove(0);
+        let mut bufs = vec![
+            Guarded::input(&x),
+            Guarded::input(&dy),
+            Guarded::output(wg.partial_len()),
+            Guarded::scratch(wg.scratch_len()),
+        ];
+        run_split(
+            &kernel,
+            &["x", "dy", "partial", "scratch"],
+            &mut bufs,
+            items,
+        );
+        let mut dw = vec![0.0f32; 9 * c_in * c_out];
+        kernel_gradient(&wg, &bufs[2].f32s(), &mut dw);
+        let mut want = vec![0.0f64; dw.len()];
+        reference::conv2d_backward_weight(&g, &f64s(&x), &f64s(&dy), &mut want);
+        let sum_len = (n * g.out_h * g.out_w) as f64;
+        assert_close("dw", &dw, &want, 1e-5, 8e-6 * sum_len + 1e-6);
+    }
+}
+
+/// Winograd is chosen where it takes fewer multiplies: MNIST's second conv and its input
+/// gradient, not the input gradient of its third (3×3 → 5×5 through a padding of 2), nor a
+/// first conv with one input channel.
+#[test]
+fn winograd_is_chosen_where_it_saves_multiplies() {
+    let chosen = |g: Conv2dGeom| {
+        let s = ConvForwardSpec {
+            winograd: true,
+            ..spec(g)
+        };
+        winograd::eligible(&s)
+    };
+    let conv2 = geom(64, (13, 13, 32), (3, 3), 64, (1, 1), Padding2d::default());
+    let conv3 = geom(64, (5, 5, 64), (3, 3), 64, (1, 1), Padding2d::default());
+    assert!(chosen(conv2));
+    let dx2 = winograd::input_gradient_geom(&conv2).expect("3×3 stride 1");
+    assert_eq!((dx2.h, dx2.w, dx2.out_h, dx2.out_w), (11, 11, 13, 13));
+    assert!(chosen(dx2));
+    assert!(!chosen(
+        winograd::input_gradient_geom(&conv3).expect("3×3 stride 1")
+    ));
+    assert!(!chosen(geom(
+        64,
+        (28, 28, 1),
+        (3, 3),
+        32,
+        (1, 1),
+        Padding2d::default()
+    )));
+    assert!(winograd::weight_grad::WeightGrad::new(&conv2).is_some());
 }

@@ -320,8 +320,21 @@ impl Tile {
         w_step: i32,
         len: usize,
     ) {
+        self.reduce_strided(e, (x, x_px, 4), w, w_step, len);
+    }
+
+    /// [`Tile::reduce`] with `x[p][r]` at `x + p·x_px + r·x_step`.
+    pub(crate) fn reduce_strided(
+        &self,
+        e: &mut Emit<'_, '_>,
+        (x, x_px, x_step): (Value, i32, i32),
+        w: Value,
+        w_step: i32,
+        len: usize,
+    ) {
         let iters = len / UNROLL;
         let (mut xp, mut wp) = (x, w);
+        let x_unrolled = UNROLL as i64 * i64::from(x_step);
         if iters >= 2 {
             // Tested at the top: the loop body has no block parameters of its own (the
             // accumulators live in the header's), which is what lets Cranelift sink a
@@ -329,12 +342,12 @@ impl Tile {
             // weight vector as the FMA's memory operand in one-pixel tiles); it does not in
             // a block that takes parameters.
             let ptr = e.ptr;
-            let x_end = e.b.ins().iadd_imm_s(x, (iters * UNROLL * 4) as i64);
+            let x_end = e.b.ins().iadd_imm_s(x, iters as i64 * x_unrolled);
             let wv = e.var(ptr, w);
-            let looped = e.for_range(x, x_end, (UNROLL * 4) as i64, |e, xi| {
+            let looped = e.for_range(x, x_end, x_unrolled, |e, xi| {
                 let wi = e.b.use_var(wv);
                 for u in 0..UNROLL {
-                    self.step(e, xi, x_px, (u * 4) as i32, wi, u as i32 * w_step);
+                    self.step(e, xi, x_px, u as i32 * x_step, wi, u as i32 * w_step);
                 }
                 let wn = e.b.ins().iadd_imm_s(wi, UNROLL as i64 * w_step as i64);
                 e.b.def_var(wv, wn);
@@ -345,13 +358,13 @@ impl Tile {
             wp = e.b.use_var(wv);
         } else if iters == 1 {
             for u in 0..UNROLL {
-                self.step(e, xp, x_px, (u * 4) as i32, wp, u as i32 * w_step);
+                self.step(e, xp, x_px, u as i32 * x_step, wp, u as i32 * w_step);
             }
-            xp = e.b.ins().iadd_imm_s(xp, (UNROLL * 4) as i64);
+            xp = e.b.ins().iadd_imm_s(xp, x_unrolled);
             wp = e.b.ins().iadd_imm_s(wp, UNROLL as i64 * w_step as i64);
         }
         for u in 0..len % UNROLL {
-            self.step(e, xp, x_px, (u * 4) as i32, wp, u as i32 * w_step);
+            self.step(e, xp, x_px, u as i32 * x_step, wp, u as i32 * w_step);
         }
     }
 
