@@ -32,7 +32,7 @@ use cnntui_kernels::jit::backward::{
 };
 use cnntui_kernels::jit::conv::winograd::weight_grad::{self, WeightGrad};
 use cnntui_kernels::jit::conv::{
-    ConvForwardKernel, ConvForwardSpec, PoolEpilogue, WeightLayout, emit_conv_forward, winograd,
+    ConvForwardSpec, PoolEpilogue, WeightLayout, emit_conv_forward, winograd,
 };
 use cnntui_kernels::jit::dense::{DenseSpec, emit_dense_forward};
 use cnntui_kernels::jit::pool::{PoolSpec, emit_pool_forward};
@@ -167,39 +167,32 @@ fn winograd_enabled() -> bool {
     std::env::var_os("CNNTUI_WINOGRAD").is_none_or(|v| v != "0")
 }
 
-/// The input gradient of convolution `g` as a Winograd forward convolution of `dz`, when
-/// `g` is 3×3 stride 1 and the Winograd kernel takes it: its geometry and kernel.
-fn winograd_input_gradient(
-    jit: &mut Jit,
-    name: &str,
-    g: &Conv2dGeom,
-) -> Result<Option<(Conv2dGeom, ConvForwardKernel)>, JitError> {
-    let Some(dx_geom) = winograd::input_gradient_geom(g) else {
-        return Ok(None);
-    };
-    let spec = ConvForwardSpec {
-        geom: dx_geom,
-        depth_multiplier: None,
-        bias: false,
-        bn: false,
-        activation: Activation::Linear,
-        residual: false,
-        pool: None,
-        count_dead: false,
-        winograd: winograd_enabled(),
-    };
-    if !winograd::eligible(&spec) {
-        return Ok(None);
-    }
-    let k = emit_conv_forward(jit, name, &spec)?;
-    Ok(Some((dx_geom, k)))
-}
-
 fn unsupported(what: impl Into<String>) -> JitError {
     JitError::Unsupported(what.into())
 }
 
 impl CompiledModel {
+    /// The passes of node `v`'s convolution that run by Winograd: `forward`, `input_grad`,
+    /// `weight_grad` (empty for other nodes and for direct kernels).
+    pub fn winograd_passes(&self, v: NodeId) -> Vec<&'static str> {
+        let Some(g) = self.groups.get(v).and_then(Option::as_ref) else {
+            return Vec::new();
+        };
+        let mut passes = Vec::new();
+        if matches!(g.packed_weights, Some((_, WeightLayout::Winograd))) {
+            passes.push("forward");
+        }
+        if let Some(b) = &g.backward {
+            if b.input_winograd.is_some() {
+                passes.push("input_grad");
+            }
+            if matches!(b.weight, WeightGradKernels::Winograd { .. }) {
+                passes.push("weight_grad");
+            }
+        }
+        passes
+    }
+
     /// What, besides the batch size and mode, decides how `graph` compiles: whether each
     /// batch-norm fused into a group is trainable (a frozen one is compiled into its group in
     /// training, a trainable one is not).
@@ -648,7 +641,17 @@ fn compile_group(
                     backward.push((items, vec![len, len, len]));
                     *count += 1;
                 }
-                let wg = WeightGrad::new(&g)
+                // Under a pool, dz is zero outside the rows and columns its windows read.
+                let active = pool_epi.map_or((g.out_h, g.out_w), |p| {
+                    let reach = |out: usize, s: usize, k: usize, pad: usize| {
+                        ((out - 1) * s + k).saturating_sub(pad)
+                    };
+                    (
+                        reach(p.out_h, p.stride_h, p.k_h, p.pad.top).min(g.out_h),
+                        reach(p.out_w, p.stride_w, p.k_w, p.pad.left).min(g.out_w),
+                    )
+                });
+                let wg = WeightGrad::new(&g, active)
                     .filter(|_| depth_multiplier.is_none() && winograd_enabled());
                 if let Some(wg) = wg {
                     let items = weight_grad::emit(jit, &name("weight_grad"), &wg)?;
@@ -691,9 +694,13 @@ fn compile_group(
                         bdepthwise::emit_depthwise_backward_input(jit, &name("input_grad"), &g, m)?;
                     backward.push((items, vec![n * conv_out, w_len, g.input_len()]));
                     *count += 2;
-                } else if let Some((dx_geom, k)) =
-                    winograd_input_gradient(jit, &name("input_grad"), &g)?
-                {
+                } else if let Some((dx_geom, k)) = winograd::emit_input_gradient(
+                    jit,
+                    &name("input_grad"),
+                    &g,
+                    active,
+                    winograd_enabled(),
+                )? {
                     wt_len = winograd::weights_len(&dx_geom);
                     let items = n * k.items_per_sample;
                     backward.push((items, vec![n * conv_out, wt_len, g.input_len(), 0]));

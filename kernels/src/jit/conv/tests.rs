@@ -714,29 +714,51 @@ proptest! {
 /// convolution of `dz` (valid, `same` and asymmetric paddings) matches the reference.
 #[test]
 fn winograd_input_gradient_matches_the_reference() {
-    let pads = [
-        Padding2d::default(),
-        Padding2d::same(9, 10, 3, 3, 1, 1),
-        Padding2d {
-            top: 0,
-            bottom: 1,
-            left: 2,
-            right: 1,
-        },
+    winograd::ALWAYS.set(true);
+    let asymmetric = Padding2d {
+        top: 0,
+        bottom: 1,
+        left: 2,
+        right: 1,
+    };
+    // (input, c_out, padding, batch, rows and columns of dz that may be nonzero, from the
+    // end): every tile active; a zero last row and column (a 2×2 pool's leftovers), filled
+    // rather than computed; MNIST's second conv; rows wide enough for column chunks.
+    let cases = [
+        ((9, 10, 19), 33, Padding2d::default(), 2, (0, 0)),
+        (
+            (9, 10, 19),
+            33,
+            Padding2d::same(9, 10, 3, 3, 1, 1),
+            2,
+            (1, 1),
+        ),
+        ((9, 10, 19), 33, asymmetric, 1, (2, 3)),
+        ((13, 13, 32), 64, Padding2d::default(), 2, (1, 1)),
+        (
+            (3, 140, 16),
+            128,
+            Padding2d::same(3, 140, 3, 3, 1, 1),
+            1,
+            (0, 5),
+        ),
     ];
-    for (pad, seed) in pads.into_iter().zip(40..) {
-        let g = geom(2, (9, 10, 19), (3, 3), 33, (1, 1), pad);
-        let dx_geom = winograd::input_gradient_geom(&g).expect("3×3 stride 1");
+    for ((hwc, c_out, pad, n, (cut_h, cut_w)), seed) in cases.into_iter().zip(40..) {
+        let g = geom(n, hwc, (3, 3), c_out, (1, 1), pad);
+        let active = (g.out_h - cut_h, g.out_w - cut_w);
         let mut rng = Rng::new(seed);
-        let dz = rng.vec(g.output_len(), -1.0, 1.0);
+        let mut dz = rng.vec(g.output_len(), -1.0, 1.0);
+        for (i, d) in dz.iter_mut().enumerate() {
+            let (row, col) = (i / c_out / g.out_w % g.out_h, i / c_out % g.out_w);
+            if row >= active.0 || col >= active.1 {
+                *d = 0.0;
+            }
+        }
         let w = rng.vec(9 * g.c_in * g.c_out, -1.0, 1.0);
-        let s = ConvForwardSpec {
-            bias: false,
-            activation: Activation::Linear,
-            ..winograd_spec(dx_geom)
-        };
         let mut jit = Jit::new().expect("JIT");
-        let k = emit_conv_forward(&mut jit, "dx", &s).expect("emits");
+        let (dx_geom, k) = winograd::emit_input_gradient(&mut jit, "dx", &g, active, true)
+            .expect("emits")
+            .expect("Winograd supports it");
         assert_eq!(k.weights, WeightLayout::Winograd);
         let kernel = jit.finish().expect("compiles").remove(0);
         let mut u = Vec::new();
@@ -750,7 +772,8 @@ fn winograd_input_gradient_matches_the_reference() {
         run_split(&kernel, &k.buffers, &mut bufs, g.n * k.items_per_sample);
         let mut want = vec![0.0f64; g.input_len()];
         reference::conv2d_backward_input(&g, &f64s(&dz), &f64s(&w), &mut want);
-        assert_close("dx", &bufs[2].f32s(), &want, 1e-5, 8e-6 * 9.0 * 33.0 + 1e-6);
+        let atol = 8e-6 * 9.0 * c_out as f64 + 1e-6;
+        assert_close("dx", &bufs[2].f32s(), &want, 1e-5, atol);
     }
 }
 
@@ -781,12 +804,28 @@ fn winograd_kernel_gradient_matches_the_reference() {
         // A map too large for one chunk: chunks of tile rows, the last one shorter.
         ((30, 30, 32), 32, Padding2d::same(30, 30, 3, 3, 1, 1), 2),
     ];
-    for (((h, w, c_in), c_out, pad, n), seed) in cases.into_iter().chain(more).zip(50..) {
+    // Under a 2×2 pool, an 11 × 11 map's last row and column get no gradient: the tiles
+    // cover the 10 × 10 that do.
+    let pooled = [((13, 13, 32), 64, Padding2d::default(), 3)];
+    let all = cases.into_iter().chain(more).map(|c| (c, false));
+    let all = all.chain(pooled.into_iter().map(|c| (c, true)));
+    for ((((h, w, c_in), c_out, pad, n), under_pool), seed) in all.zip(50..) {
         let g = geom(n, (h, w, c_in), (3, 3), c_out, (1, 1), pad);
-        let wg = WeightGrad::new(&g).expect("Winograd kernel gradient");
+        let active = if under_pool {
+            (g.out_h / 2 * 2, g.out_w / 2 * 2)
+        } else {
+            (g.out_h, g.out_w)
+        };
+        let wg = WeightGrad::new(&g, active).expect("Winograd kernel gradient");
         let mut rng = Rng::new(seed);
         let x = rng.vec(g.input_len(), -1.0, 1.0);
-        let dy = rng.vec(g.output_len(), -1.0, 1.0);
+        let mut dy = rng.vec(g.output_len(), -1.0, 1.0);
+        for (i, d) in dy.iter_mut().enumerate() {
+            let (row, col) = (i / c_out / g.out_w % g.out_h, i / c_out % g.out_w);
+            if row >= active.0 || col >= active.1 {
+                *d = 0.0;
+            }
+        }
         let mut jit = Jit::new().expect("JIT");
         let items = emit(&mut jit, "dw", &wg).expect("emits");
         assert_eq!(items, wg.items());
@@ -841,5 +880,5 @@ fn winograd_is_chosen_where_it_saves_multiplies() {
         (1, 1),
         Padding2d::default()
     )));
-    assert!(winograd::weight_grad::WeightGrad::new(&conv2).is_some());
+    assert!(winograd::weight_grad::WeightGrad::new(&conv2, (10, 10)).is_some());
 }

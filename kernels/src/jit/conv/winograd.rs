@@ -81,25 +81,32 @@ pub fn eligible(s: &ConvForwardSpec) -> bool {
 /// times the direct kernel's speed; its second conv's (11×11 → 13×13) takes 832 against 1,089
 /// and measured 1.23 times faster.
 fn cheaper_than_direct(s: &ConvForwardSpec) -> bool {
+    cheaper(s, &Layout::new(s))
+}
+
+/// [`cheaper_than_direct`] with the tiles of layout `l`.
+fn cheaper(s: &ConvForwardSpec, l: &Layout) -> bool {
     #[cfg(test)]
     if ALWAYS.get() {
         return true;
     }
     let g = &s.geom;
-    let (rows, cols) = match s.pool {
+    let region = match s.pool {
         Some(p) => (2 * p.out_h, 2 * p.out_w),
         None => (g.out_h, g.out_w),
     };
-    let direct = direct_taps(s, (rows, cols));
-    let l = Layout::new(s);
+    slots(l) * 16 * 5 <= direct_taps(s, region) * 4
+}
+
+/// Register-tile slots the products of layout `l` take per sample: an item's tiles rounded
+/// up to whole tile groups.
+fn slots(l: &Layout) -> usize {
     let per = super::tile::V2.pixels;
-    let slots: usize = l
-        .chunks
+    l.chunks
         .iter()
         .map(|&(_, c)| (l.rows_per_item * c).div_ceil(per) * per)
         .sum::<usize>()
-        * (l.items_per_sample / l.chunks.len());
-    16 * slots * 5 <= direct * 4
+        * (l.items_per_sample / l.chunks.len())
 }
 
 #[cfg(test)]
@@ -212,6 +219,11 @@ struct Layout {
     co4: usize,
     /// Tile rows per item: 1, or every row (an item is a sample).
     rows_per_item: usize,
+    tile_rows: usize,
+    /// Output rows after the tiles' and columns after theirs, known to be zero and filled
+    /// ([`Layout::active`]).
+    zero_rows: usize,
+    zero_cols: usize,
     /// Column chunks of a tile row, `(first tile column, tile columns)`.
     chunks: Vec<(usize, usize)>,
     /// Most tiles an item holds.
@@ -227,6 +239,12 @@ struct Layout {
 
 impl Layout {
     fn new(s: &ConvForwardSpec) -> Layout {
+        Layout::active(s, (s.geom.out_h, s.geom.out_w))
+    }
+
+    /// The layout of an unpooled spec whose outputs beyond rows `active.0` and columns
+    /// `active.1` are known to be zero: tiles cover the active region, the rest is filled.
+    fn active(s: &ConvForwardSpec, active: (usize, usize)) -> Layout {
         let g = &s.geom;
         let mut buffers = Vec::new();
         let mut add = |name| {
@@ -248,8 +266,8 @@ impl Layout {
         let (tile_rows, tile_cols, out_shape) = match s.pool {
             Some(p) => (p.out_h, p.out_w, (p.out_h, p.out_w, g.c_out)),
             None => (
-                g.out_h.div_ceil(2),
-                g.out_w.div_ceil(2),
+                active.0.clamp(1, g.out_h).div_ceil(2),
+                active.1.clamp(1, g.out_w).div_ceil(2),
                 (g.out_h, g.out_w, g.c_out),
             ),
         };
@@ -273,7 +291,20 @@ impl Layout {
             Some(p) => 4 * p.out_h * p.out_w * g.c_out,
             None => g.out_h * g.out_w * g.c_out,
         };
+        let zero_rows = if s.pool.is_none() {
+            g.out_h.saturating_sub(2 * tile_rows)
+        } else {
+            0
+        };
+        let zero_cols = if s.pool.is_none() {
+            g.out_w.saturating_sub(2 * tile_cols)
+        } else {
+            0
+        };
         Layout {
+            tile_rows,
+            zero_rows,
+            zero_cols,
             buffers,
             x,
             w,
@@ -313,7 +344,15 @@ pub(super) fn emit(
     name: &str,
     spec: &ConvForwardSpec,
 ) -> Result<ConvForwardKernel, JitError> {
-    let l = Layout::new(spec);
+    emit_layout(jit, name, spec, Layout::new(spec))
+}
+
+fn emit_layout(
+    jit: &mut Jit,
+    name: &str,
+    spec: &ConvForwardSpec,
+    l: Layout,
+) -> Result<ConvForwardKernel, JitError> {
     jit.define(name, |e| Emitter { s: spec, l: &l }.emit(e))?;
     Ok(ConvForwardKernel {
         buffers: l.buffers.clone(),
@@ -404,6 +443,12 @@ impl Emitter<'_> {
                     })?;
                 }
             }
+            if l.zero_rows + l.zero_cols > 0 {
+                let last_chunk =
+                    e.b.ins()
+                        .icmp_imm_s(IntCC::Equal, chunk, l.chunks.len() as i64 - 1);
+                e.if_then(last_chunk, |e| self.fill_inactive(e, &it))?;
+            }
             if let (Some(d), Some(buf)) = (dead, l.dead) {
                 let v = e.b.use_var(d);
                 let mut sum = e.b.ins().extractlane(v, 0);
@@ -417,6 +462,49 @@ impl Emitter<'_> {
             }
             Ok(())
         })
+    }
+
+    /// Zeroes the outputs beyond the tiles ([`Layout::active`]) that item `it` (its last
+    /// chunk) answers for: the columns after the tiles of its rows, and, when it holds the
+    /// last tile row, the rows after the tiles.
+    fn fill_inactive(&self, e: &mut Emit<'_, '_>, it: &Item) -> Result<(), JitError> {
+        let g = self.s.geom;
+        let l = self.l;
+        let px = (g.c_out * 4) as i64;
+        let row_bytes = g.out_w as i64 * px;
+        let y = e.buffer(l.y);
+        let img = e.addr(y, it.n, g.out_h as i64 * row_bytes);
+        let rows = 2 * l.rows_per_item;
+        if l.zero_cols > 0 {
+            let first = e.b.ins().imul_imm_s(it.tr0, 2);
+            let (zero, end) = (e.iconst(0), e.iconst(rows as i64));
+            e.for_range(zero, end, 1, |e, r| {
+                let row = e.b.ins().iadd(first, r);
+                let inside =
+                    e.b.ins()
+                        .icmp_imm_s(IntCC::SignedLessThan, row, g.out_h as i64);
+                e.if_then(inside, |e| {
+                    let at = e.addr(img, row, row_bytes);
+                    let at =
+                        e.b.ins()
+                            .iadd_imm_s(at, (g.out_w - l.zero_cols) as i64 * px);
+                    fill_bytes(e, at, l.zero_cols * g.c_out * 4);
+                    Ok(())
+                })
+            })?;
+        }
+        if l.zero_rows > 0 {
+            let last = e.b.ins().iadd_imm_s(it.tr0, l.rows_per_item as i64);
+            let holds_last = e.b.ins().icmp_imm_s(IntCC::Equal, last, l.tile_rows as i64);
+            e.if_then(holds_last, |e| {
+                let at =
+                    e.b.ins()
+                        .iadd_imm_s(img, (g.out_h - l.zero_rows) as i64 * row_bytes);
+                fill_bytes(e, at, l.zero_rows * g.out_w * g.c_out * 4);
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// One item: tile rows `tr0..tr0 + rows_per_item`, tile columns `c0..c0 + cols`.
@@ -853,6 +941,19 @@ impl Emitter<'_> {
     }
 }
 
+/// Zeroes `bytes` (a multiple of 4) from `p`: vectors, then the last 1–3 floats.
+fn fill_bytes(e: &mut Emit<'_, '_>, p: Value, bytes: usize) {
+    let vectors = bytes / 16 * 16;
+    if vectors > 0 {
+        let filled = fill(e, p, vectors, 0.0);
+        debug_assert!(filled.is_ok());
+    }
+    let z = e.f32const(0.0);
+    for at in (vectors..bytes).step_by(4) {
+        e.store(z, p, at as i32);
+    }
+}
+
 /// `Bᵀ d` for 4 rows of 4 vectors: `[d0 - d2, d1 + d2, d2 - d1, d1 - d3]`, column by column.
 fn bt(e: &mut Emit<'_, '_>, d: [[Value; 4]; 4]) -> [[Value; 4]; 4] {
     let mut out = d;
@@ -911,6 +1012,51 @@ pub fn input_gradient_geom(g: &Conv2dGeom) -> Option<Conv2dGeom> {
         pad,
     )?;
     ((dx.out_h, dx.out_w) == (g.h, g.w)).then_some(dx)
+}
+
+/// The input gradient of the 3×3 stride-1 convolution `g` as a Winograd forward convolution
+/// of `dz` ([`input_gradient_geom`]), emitted as kernel `name` when Winograd takes fewer
+/// multiplies than the direct input gradient: its geometry and kernel (buffers `x` = `dz`,
+/// `w` from [`transform_input_gradient_weights`], `y` = `dx`, `scratch`).
+///
+/// `dz` may be nonzero only in rows `0..dz_active.0` and columns `0..dz_active.1` (the rest
+/// is known to be zero: the rows and columns no window of a pool after the convolution
+/// reads). Then so is `dx` beyond `dz_active + 2 - pad`, and the tiles stop there: MNIST's
+/// second conv has an 11 × 11 `dz` of which 10 × 10 may be nonzero, so its 13 × 13 `dx`
+/// takes 6 × 6 tiles instead of 7 × 7, and its last row and column are filled with zeros.
+///
+/// # Errors
+/// [`JitError::Codegen`].
+pub fn emit_input_gradient(
+    jit: &mut Jit,
+    name: &str,
+    g: &Conv2dGeom,
+    dz_active: (usize, usize),
+    enabled: bool,
+) -> Result<Option<(Conv2dGeom, ConvForwardKernel)>, JitError> {
+    let Some(dx) = input_gradient_geom(g) else {
+        return Ok(None);
+    };
+    let spec = ConvForwardSpec {
+        geom: dx,
+        depth_multiplier: None,
+        bias: false,
+        bn: false,
+        activation: crate::reference::Activation::Linear,
+        residual: false,
+        pool: None,
+        count_dead: false,
+        winograd: enabled,
+    };
+    let active = (
+        (dz_active.0.min(g.out_h) + 2 - g.pad.top).min(dx.out_h),
+        (dz_active.1.min(g.out_w) + 2 - g.pad.left).min(dx.out_w),
+    );
+    if !supported(&spec) || !cheaper(&spec, &Layout::active(&spec, active)) {
+        return Ok(None);
+    }
+    let kernel = emit_layout(jit, name, &spec, Layout::active(&spec, active))?;
+    Ok(Some((dx, kernel)))
 }
 
 /// [`transform_weights`] of the kernel the input gradient's convolution

@@ -21,8 +21,10 @@
 //! this measured (see the README). [`kernel_gradient`] sums the slots in order and
 //! computes `dw = Gᵀ dU G`, overwriting `dw`.
 //!
-//! The number of items and the samples each owns depend on the batch only, so the result
-//! does not depend on how the items are split between threads.
+//! Items own contiguous units of work — whole samples, or chunks of a sample's tile rows when
+//! a sample is larger than a chunk, so that a batch of one still splits between threads. Their
+//! number depends on the shapes only, so the result does not depend on how the items are
+//! split between threads.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -58,9 +60,11 @@ pub struct WeightGrad {
     /// item may have fewer): a reduction over a small map's few tiles would spend more on
     /// loading and storing the register tile than on multiplying.
     chunk_samples: usize,
-    /// Work items, and the samples each owns (the last may own fewer).
+    /// Units of work (samples, or chunks of a sample's tile rows when a sample is larger
+    /// than a chunk), work items, and the units each owns (the last may own fewer).
+    units: usize,
     items: usize,
-    samples_per_item: usize,
+    units_per_item: usize,
 }
 
 impl WeightGrad {
@@ -68,12 +72,18 @@ impl WeightGrad {
     /// kernel without a pool and the products take fewer multiplies than the direct kernel
     /// gradient (16 per tile, with a quarter added for the transforms, against 9 per output
     /// less the taps in the padding).
-    pub fn new(g: &Conv2dGeom) -> Option<WeightGrad> {
+    ///
+    /// Only output rows `0..active.0` and columns `0..active.1` may have a nonzero `dy`: the
+    /// tiles cover them and no more. Under a 2×2 pool an odd map's last row and column get
+    /// no gradient (no window reads them): MNIST's second conv has 11 × 11 outputs of which
+    /// 10 × 10 do, 25 tiles instead of 36.
+    pub fn new(g: &Conv2dGeom, active: (usize, usize)) -> Option<WeightGrad> {
         let spec = forward_spec(g);
         if !supported(&spec) || g.n == 0 {
             return None;
         }
-        let (tile_rows, tile_cols) = (g.out_h.div_ceil(2), g.out_w.div_ceil(2));
+        let (rows, cols) = (active.0.clamp(1, g.out_h), active.1.clamp(1, g.out_w));
+        let (tile_rows, tile_cols) = (rows.div_ceil(2), cols.div_ceil(2));
         let direct = super::direct_taps(&spec, (g.out_h, g.out_w));
         if 16 * tile_rows * tile_cols * 5 > direct * 4 {
             return None;
@@ -82,12 +92,20 @@ impl WeightGrad {
         let row_bytes = tile_cols * 16 * (ci4 + co4) * 4;
         let chunk_rows = (CHUNK_BYTES / row_bytes).clamp(1, tile_rows);
         let slot_bytes = 16 * g.c_in * g.c_out * 4;
+        // Units of work: whole samples when one fits a chunk, otherwise chunks of a
+        // sample's tile rows (so a batch of one still splits between threads).
+        let whole = chunk_rows == tile_rows;
+        let units = if whole {
+            g.n
+        } else {
+            g.n * tile_rows.div_ceil(chunk_rows)
+        };
         let slots = (MAX_PARTIAL_BYTES / slot_bytes)
             .clamp(1, MAX_ITEMS)
-            .min(g.n);
-        let samples_per_item = g.n.div_ceil(slots);
-        let chunk_samples = if chunk_rows == tile_rows {
-            (CHUNK_BYTES / (row_bytes * tile_rows)).clamp(1, samples_per_item)
+            .min(units);
+        let units_per_item = units.div_ceil(slots);
+        let chunk_samples = if whole {
+            (CHUNK_BYTES / (row_bytes * tile_rows)).clamp(1, units_per_item)
         } else {
             1
         };
@@ -99,8 +117,9 @@ impl WeightGrad {
             co4,
             chunk_rows,
             chunk_samples,
-            items: g.n.div_ceil(samples_per_item),
-            samples_per_item,
+            units,
+            items: units.div_ceil(units_per_item),
+            units_per_item,
         })
     }
 
@@ -179,7 +198,7 @@ fn body(e: &mut Emit<'_, '_>, em: &Emitter<'_>, wg: &WeightGrad) -> Result<(), J
         let partial = e.buffer(2);
         let slot = e.addr(partial, item, (wg.slot_len() * 4) as i64);
         fill(e, slot, wg.slot_len() * 4, 0.0)?;
-        let s0 = e.b.ins().imul_imm_s(item, wg.samples_per_item as i64);
+        let u0 = e.b.ins().imul_imm_s(item, wg.units_per_item as i64);
         // Tile rows tr0..tr0 + rows of samples n0..n0 + samples, then their products.
         let chunk = |e: &mut Emit<'_, '_>, n0: Value, samples: usize, tr0: Value, rows: usize| {
             let tiles = samples * rows * wg.tile_cols;
@@ -208,13 +227,15 @@ fn body(e: &mut Emit<'_, '_>, em: &Emitter<'_>, wg: &WeightGrad) -> Result<(), J
             debug_assert!(looped.is_ok());
             products(e, wg, (v, m), slot, tiles);
         };
-        // The item's `count` samples from s0, in chunks.
-        let samples = |e: &mut Emit<'_, '_>, count: usize| -> Result<(), JitError> {
-            let k = wg.chunk_samples;
-            if k > 1 || wg.chunk_rows == wg.tile_rows {
+        // The item's `count` units from u0.
+        let units = |e: &mut Emit<'_, '_>, count: usize| -> Result<(), JitError> {
+            let end = e.b.ins().iadd_imm_s(u0, count as i64);
+            if wg.chunk_rows == wg.tile_rows {
+                // Units are samples, `chunk_samples` at a time.
+                let k = wg.chunk_samples;
                 let (whole, rest) = (count / k, count % k);
-                let end = e.b.ins().iadd_imm_s(s0, (whole * k) as i64);
-                e.for_range(s0, end, k as i64, |e, n0| {
+                let end = e.b.ins().iadd_imm_s(u0, (whole * k) as i64);
+                e.for_range(u0, end, k as i64, |e, n0| {
                     let zero = e.iconst(0);
                     chunk(e, n0, k, zero, wg.tile_rows);
                     Ok(())
@@ -225,33 +246,42 @@ fn body(e: &mut Emit<'_, '_>, em: &Emitter<'_>, wg: &WeightGrad) -> Result<(), J
                 }
                 return Ok(());
             }
-            let end = e.b.ins().iadd_imm_s(s0, count as i64);
-            e.for_range(s0, end, 1, |e, n| {
-                let (whole, rest) = (wg.tile_rows / wg.chunk_rows, wg.tile_rows % wg.chunk_rows);
-                let step = wg.chunk_rows as i64;
-                let (zero, end) = (e.iconst(0), e.iconst(whole as i64 * step));
-                e.for_range(zero, end, step, |e, tr0| {
+            // Units are chunks of tile rows: sample u / per_sample, chunk u % per_sample
+            // (a sample's last chunk may have fewer rows).
+            let per_sample = wg.tile_rows.div_ceil(wg.chunk_rows) as i64;
+            let rest = wg.tile_rows % wg.chunk_rows;
+            e.for_range(u0, end, 1, |e, u| {
+                let n = e.b.ins().udiv_imm_u(u, per_sample);
+                let c = e.b.ins().imul_imm_s(n, per_sample);
+                let c = e.b.ins().isub(u, c);
+                let tr0 = e.b.ins().imul_imm_s(c, wg.chunk_rows as i64);
+                if rest == 0 {
                     chunk(e, n, 1, tr0, wg.chunk_rows);
+                    return Ok(());
+                }
+                let last = e.b.ins().icmp_imm_s(IntCC::Equal, c, per_sample - 1);
+                let not_last = e.b.ins().icmp_imm_s(IntCC::Equal, last, 0);
+                e.if_then(last, |e| {
+                    chunk(e, n, 1, tr0, rest);
                     Ok(())
                 })?;
-                if rest > 0 {
-                    let tr0 = e.iconst((whole * wg.chunk_rows) as i64);
-                    chunk(e, n, 1, tr0, rest);
-                }
-                Ok(())
+                e.if_then(not_last, |e| {
+                    chunk(e, n, 1, tr0, wg.chunk_rows);
+                    Ok(())
+                })
             })
         };
-        let per = wg.samples_per_item;
-        let last = g.n - (wg.items - 1) * per;
+        let per = wg.units_per_item;
+        let last = wg.units - (wg.items - 1) * per;
         if last == per {
-            return samples(e, per);
+            return units(e, per);
         }
         let is_last =
             e.b.ins()
                 .icmp_imm_s(IntCC::Equal, item, wg.items as i64 - 1);
         let not_last = e.b.ins().icmp_imm_s(IntCC::Equal, is_last, 0);
-        e.if_then(is_last, |e| samples(e, last))?;
-        e.if_then(not_last, |e| samples(e, per))
+        e.if_then(is_last, |e| units(e, last))?;
+        e.if_then(not_last, |e| units(e, per))
     })
 }
 
