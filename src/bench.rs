@@ -33,7 +33,12 @@ pub struct LayerFigures {
     pub fused: Option<String>,
     pub forward_ms: f64,
     pub backward_ms: Option<f64>,
+    /// Counted as the direct convolution's operations, so a Winograd layer's figure is an
+    /// effective rate (it multiplies 2.25 times less).
     pub gflops: Option<f64>,
+    /// The passes of a convolution that run by Winograd F(2×2, 3×3): `forward`,
+    /// `input_grad`, `weight_grad`.
+    pub winograd: Vec<&'static str>,
 }
 
 /// A whole run's figures.
@@ -94,6 +99,8 @@ struct Runner<'g> {
     grad: Vec<f32>,
     compile_ms: f64,
     warnings: Vec<String>,
+    /// Per node, the passes of its convolution that run by Winograd (JIT only).
+    winograd: Vec<Vec<&'static str>>,
     /// Per iteration: wall seconds, on-CPU seconds (when known), per-node forward and
     /// backward seconds.
     totals: Vec<f64>,
@@ -126,9 +133,15 @@ impl<'g> Runner<'g> {
             .map(|_| rng.below(classes.max(2)) as u32 % classes.max(1) as u32)
             .collect();
         let mut session = Session::new(graph, loss.link).with_backend(cfg.backend);
-        let compile_ms = session
-            .compiled(graph, n, cfg.mode)
-            .map_or(0.0, |c| c.compile_ms);
+        let compiled = session.compiled(graph, n, cfg.mode);
+        let compile_ms = compiled.as_ref().map_or(0.0, |c| c.compile_ms);
+        let winograd = (0..graph.nodes.len())
+            .map(|v| {
+                compiled
+                    .as_ref()
+                    .map_or_else(Vec::new, |c| c.winograd_passes(v))
+            })
+            .collect();
         let warnings = session.take_warnings();
         let mut runner = Runner {
             graph,
@@ -145,6 +158,7 @@ impl<'g> Runner<'g> {
             grad: Vec::new(),
             compile_ms,
             warnings,
+            winograd,
             totals: Vec::new(),
             cpu: Vec::new(),
             per_layer: vec![Vec::new(); graph.nodes.len()],
@@ -211,6 +225,7 @@ impl<'g> Runner<'g> {
                     forward_ms: fwd * 1e3,
                     backward_ms: train.then_some(bwd * 1e3),
                     gflops: (flops > 0.0 && secs > 0.0).then(|| flops / secs / 1e9),
+                    winograd: self.winograd[v].clone(),
                 }
             })
             .collect();

@@ -452,14 +452,24 @@ fn bench(args: BenchArgs) -> Result<i32> {
     for l in &figures.layers {
         let bwd = l.backward_ms.map_or("-".to_string(), |b| format!("{b:.3}"));
         let gf = l.gflops.map_or("-".to_string(), |g| format!("{g:.1}"));
+        let winograd = if l.winograd.is_empty() {
+            String::new()
+        } else {
+            format!("  Winograd: {}", l.winograd.join(", "))
+        };
         outln!(
-            "{:<28} {:<22} {:>11.3} {:>12} {:>9}  {}",
+            "{:<28} {:<22} {:>11.3} {:>12} {:>9}  {}{winograd}",
             l.name,
             l.kind,
             l.forward_ms,
             bwd,
             gf,
             l.fused.as_deref().unwrap_or("")
+        )?;
+    }
+    if figures.layers.iter().any(|l| !l.winograd.is_empty()) {
+        outln!(
+            "(GFLOP/s count a direct convolution's operations: a Winograd layer's is an effective rate)"
         )?;
     }
     outln!(

@@ -60,6 +60,13 @@ fn training_figures_name_every_layer_and_the_baselines() {
         layers[0]["backward_ms"].as_f64().is_some(),
         "training times the backward"
     );
+    // Which passes run by Winograd: none of the first conv (one input channel), all three
+    // of the second.
+    assert_eq!(layers[0]["winograd"], serde_json::json!([]));
+    assert_eq!(
+        layers[2]["winograd"],
+        serde_json::json!(["forward", "input_grad", "weight_grad"])
+    );
     for b in ["unfused_jit", "reference", "im2col_ndarray"] {
         let s = &v["baselines"][b]["samples_per_s"];
         assert!(s.as_f64().is_some_and(|x| x > 0.0), "baseline {b}: {s}");
