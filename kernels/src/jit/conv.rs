@@ -12,6 +12,10 @@
 //! That order covers conv → bias → ReLU → max-pool (VGG, the MNIST net), conv → BN → ReLU6
 //! (MobileNet: BN before the activation) and conv → BN → add (a residual projection).
 //!
+//! A 3×3 stride-1 convolution that [`winograd::eligible`] accepts (when the spec allows it)
+//! is emitted by [`winograd`] instead, with the same buffers (its kernel prepared by
+//! [`WeightLayout::Winograd`]) plus a per-call scratch; everything below is the direct kernel.
+//!
 //! # Code shape
 //! A conv output row is computed by channel groups (8 channels = two `f32x4`, then a block of
 //! 4, then scalar channels) × column tiles of up to 4 pixels: one tile is 8 accumulators
