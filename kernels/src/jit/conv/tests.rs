@@ -657,6 +657,23 @@ fn winograd_same_padding_odd_sizes_and_channel_tails_match_the_reference() {
     );
 }
 
+/// With 256 × 256 channels an item holds several tile rows (here 6 of a sample's 12).
+#[test]
+fn winograd_items_of_several_rows_match_the_reference() {
+    let g = geom(
+        1,
+        (24, 60, 256),
+        (3, 3),
+        256,
+        (1, 1),
+        Padding2d::same(24, 60, 3, 3, 1, 1),
+    );
+    let s = winograd_spec(g);
+    let k = emit_conv_forward(&mut Jit::new().expect("JIT"), "k", &s).expect("emits");
+    assert_eq!(k.items_per_sample, 2, "two items of 6 tile rows");
+    check(s, 35);
+}
+
 /// A row too wide for one item is cut into column chunks of unequal width (here 33 and 32
 /// tiles), and an asymmetric padding of 2 (the input gradient of a valid convolution).
 #[test]

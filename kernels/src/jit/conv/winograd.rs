@@ -27,9 +27,10 @@
 //! ```
 //!
 //! # Code shape
-//! A work item is a block of tiles: one row of tiles (a 2×2 pool fused: one pooled row), cut
-//! into column chunks when a row is wide, or every tile of a sample when the sample is small
-//! (MNIST's 11×11 maps: 25 tiles, where a row would have 5). The item's transformed inputs
+//! A work item is a block of tiles: whole tile rows (a 2×2 pool fused: pooled rows), as many
+//! as fit a budget and divide the sample's rows — every tile of a small sample (MNIST's
+//! 11×11 maps: 25 tiles, where a row would have 5), half of a VGG16 28×28 map of 512
+//! channels — or one row cut into column chunks when a row is too wide. The item's transformed inputs
 //! `V` (`[16][tiles][c_in]`) and products `M` (`[16][tiles][c_out]`) live in a scratch of
 //! the call's own ([`crate::jit::Bound::with_call_scratch`]), too large for the stack. The
 //! 16 products run on the register tile of `tile.rs`, exactly as a 1×1 convolution over the
@@ -64,10 +65,19 @@ const MIN_CHANNELS: usize = 16;
 /// products for `ξ` re-read them once per 8 output channels, so they should stay in L1/L2.
 const ITEM_V_BYTES: usize = 32 * 1024;
 
+/// From `c_in · c_out` this large (256 × 256), an item may hold [`WIDE_ITEM_V_BYTES`]: its
+/// transformed kernel (16 MiB at 512 × 512) streams from memory once per item, so more
+/// tiles per item pay for it. VGG16's 512-channel convolutions on 14 × 14 and 28 × 28 maps
+/// ran 1.62 and 1.35 times faster with whole samples and half samples as items than with
+/// rows of 7 and 14 tiles; 128-channel maps ran slower with larger items (0.93–0.96).
+const WIDE_CHANNELS: usize = 256 * 256;
+const WIDE_ITEM_V_BYTES: usize = 256 * 1024;
+
 /// Whether `s` is computed by this module: a regular 3×3 stride-1 convolution with at least
-/// [`MIN_CHANNELS`] channels in and out, padding of at most 2 on each side, no residual,
-/// and no pool or a 2×2 stride-2 unpadded one — and which Winograd computes with fewer
-/// multiplies (see [`cheaper_than_direct`]).
+/// 16 channels in and out, padding of at most 2 on each side, no residual, and no pool or a
+/// 2×2 stride-2 unpadded one — and which Winograd computes with fewer multiplies than the
+/// direct kernel (16 per register-tile slot and channel pair, plus a quarter for the
+/// transforms, against the direct kernel's taps that fall inside the input).
 pub fn eligible(s: &ConvForwardSpec) -> bool {
     supported(s) && cheaper_than_direct(s)
 }
@@ -217,7 +227,7 @@ struct Layout {
     /// Channels rounded up to a multiple of 4 (the rows of `V` and `M`).
     ci4: usize,
     co4: usize,
-    /// Tile rows per item: 1, or every row (an item is a sample).
+    /// Tile rows per item, a divisor of the sample's (all of them: an item is a sample).
     rows_per_item: usize,
     tile_rows: usize,
     /// Output rows after the tiles' and columns after theirs, known to be zero and filled
@@ -272,10 +282,20 @@ impl Layout {
             ),
         };
         let v_bytes = |tiles: usize| tiles * ci4 * 4;
-        let (rows_per_item, chunks) = if v_bytes(tile_rows * tile_cols) <= ITEM_V_BYTES {
-            (tile_rows, vec![(0, tile_cols)])
+        let item_v = if g.c_in * g.c_out >= WIDE_CHANNELS {
+            WIDE_ITEM_V_BYTES
         } else {
-            let n = v_bytes(tile_cols).div_ceil(ITEM_V_BYTES).min(tile_cols);
+            ITEM_V_BYTES
+        };
+        let (rows_per_item, chunks) = if v_bytes(tile_cols) <= item_v {
+            // Whole tile rows: the most that fit and divide the sample's rows evenly.
+            let rows = (1..=tile_rows)
+                .filter(|r| tile_rows.is_multiple_of(*r) && v_bytes(r * tile_cols) <= item_v)
+                .max()
+                .unwrap_or(1);
+            (rows, vec![(0, tile_cols)])
+        } else {
+            let n = v_bytes(tile_cols).div_ceil(item_v).min(tile_cols);
             let per = tile_cols.div_ceil(n);
             let chunks = (0..tile_cols)
                 .step_by(per)
@@ -284,7 +304,7 @@ impl Layout {
             (1, chunks)
         };
         let max_tiles = rows_per_item * chunks.iter().map(|c| c.1).max().unwrap_or(0);
-        let items_per_sample = tile_rows / rows_per_item * chunks.len();
+        let items_per_sample = tile_rows.div_ceil(rows_per_item) * chunks.len();
         let zero_at = 16 * max_tiles * (ci4 + co4);
         let zero_len = (g.w * g.c_in).div_ceil(4) * 4 + 4;
         let computed_per_sample = match s.pool {
@@ -414,15 +434,12 @@ impl Emitter<'_> {
                     .iadd_imm_s(scratch, (16 * l.max_tiles * l.ci4 * 4) as i64);
             let zero_row = e.b.ins().iadd_imm_s(scratch, (l.zero_at * 4) as i64);
             let nc = l.chunks.len() as i64;
-            let tr0 = if l.rows_per_item > 1 {
-                e.iconst(0)
-            } else {
-                e.b.ins().udiv_imm_u(rest, nc)
-            };
+            let block = e.b.ins().udiv_imm_u(rest, nc);
             let chunk = {
-                let t = e.b.ins().imul_imm_s(tr0, nc);
+                let t = e.b.ins().imul_imm_s(block, nc);
                 e.b.ins().isub(rest, t)
             };
+            let tr0 = e.b.ins().imul_imm_s(block, l.rows_per_item as i64);
             let it = Item {
                 x,
                 v: scratch,
@@ -800,11 +817,17 @@ impl Emitter<'_> {
             e.addr(a, pixel, (co * 4) as i64)
         });
         // Flat index, in the sample's pre-pool tensor, of the tile's top-left output.
+        // Flat index, in the sample's pre-pool tensor, of the tile's top-left output, in
+        // every lane plus the lane: channel 0's indices (once per tile, not per channel step).
         let idx0 = arg.map(|_| {
             let r = e.b.ins().imul_imm_s(tr, 2 * g.out_w as i64);
             let c = e.b.ins().imul_imm_s(tc, 2);
             let at = e.b.ins().iadd(r, c);
-            e.b.ins().imul_imm_s(at, co as i64)
+            let at = e.b.ins().imul_imm_s(at, co as i64);
+            let at = e.b.ins().ireduce(types::I32, at);
+            let base = e.b.ins().splat(types::I32X4, at);
+            let iota = iota(e);
+            e.b.ins().iadd(base, iota)
         });
         let step = |e: &mut Emit<'_, '_>, c: Value, lanes: usize| {
             let mp = e.b.ins().iadd(m, c);
@@ -879,13 +902,11 @@ impl Emitter<'_> {
                 }
                 Some(p) if p.max => {
                     let (_, _, mut best) = finished[0];
-                    let ch = e.b.ins().ushr_imm_u(c, 2);
                     let idx = idx0.map(|i0| {
-                        let i = e.b.ins().iadd(i0, ch);
-                        let i = e.b.ins().ireduce(types::I32, i);
-                        let base = e.b.ins().splat(types::I32X4, i);
-                        let iota = iota(e);
-                        e.b.ins().iadd(base, iota)
+                        let ch = e.b.ins().ushr_imm_u(c, 2);
+                        let ch = e.b.ins().ireduce(types::I32, ch);
+                        let ch = e.b.ins().splat(types::I32X4, ch);
+                        e.b.ins().iadd(i0, ch)
                     });
                     let mut win = idx;
                     for &(r, k, v) in &finished[1..] {
