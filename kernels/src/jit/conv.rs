@@ -269,6 +269,52 @@ pub fn emit_conv_forward(
     Ok(layout.kernel(&spec.geom))
 }
 
+/// A forward kernel's buffers in call order (see [`emit_conv_forward`]), and each one's
+/// index: what the spec asks for, then (`scratch`) the Winograd kernel's per-call scratch.
+pub(crate) struct Buffers {
+    pub names: Vec<&'static str>,
+    pub x: usize,
+    pub w: usize,
+    pub bias: Option<usize>,
+    pub scale_shift: Option<(usize, usize)>,
+    pub residual: Option<usize>,
+    pub y: usize,
+    pub argmax: Option<usize>,
+    pub dead: Option<usize>,
+}
+
+impl Buffers {
+    pub(crate) fn new(s: &ConvForwardSpec, scratch: bool) -> Buffers {
+        let mut names = Vec::new();
+        let mut add = |name| {
+            names.push(name);
+            names.len() - 1
+        };
+        let x = add("x");
+        let w = add("w");
+        let bias = s.bias.then(|| add("bias"));
+        let scale_shift = s.bn.then(|| (add("scale"), add("shift")));
+        let residual = s.residual.then(|| add("residual"));
+        let y = add("y");
+        let argmax = s.pool.filter(PoolEpilogue::argmax).map(|_| add("argmax"));
+        let dead = s.count_dead.then(|| add("dead"));
+        if scratch {
+            add("scratch");
+        }
+        Buffers {
+            names,
+            x,
+            w,
+            bias,
+            scale_shift,
+            residual,
+            y,
+            argmax,
+            dead,
+        }
+    }
+}
+
 /// Buffer indices and derived sizes of a spec, validated.
 struct Layout {
     buffers: Vec<&'static str>,
@@ -332,19 +378,18 @@ impl Layout {
         {
             return unsupported(format!("depthwise c_out {} != c_in · {m}", g.c_out));
         }
-        let mut buffers = Vec::new();
-        let mut add = |name| {
-            buffers.push(name);
-            buffers.len() - 1
-        };
-        let x = add("x");
-        let w = add("w");
-        let bias = s.bias.then(|| add("bias"));
-        let scale_shift = s.bn.then(|| (add("scale"), add("shift")));
-        let residual = s.residual.then(|| add("residual"));
-        let y = add("y");
-        let argmax = s.pool.filter(PoolEpilogue::argmax).map(|_| add("argmax"));
-        let dead = s.count_dead.then(|| add("dead"));
+        let Buffers {
+            names: buffers,
+            x,
+            w,
+            bias,
+            scale_shift,
+            residual,
+            y,
+            argmax,
+            dead,
+            ..
+        } = Buffers::new(s, false);
 
         let lo = g.pad.left.div_ceil(g.stride_w).min(g.out_w);
         let hi = if g.w + g.pad.left >= g.k_w {

@@ -53,7 +53,7 @@ use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 use cranelift_frontend::Variable;
 
 use super::tile::{Tile, activate, channel_runs, constant, zero};
-use super::{ConvForwardKernel, ConvForwardSpec, Emit, Jit, JitError, fill};
+use super::{Buffers, ConvForwardKernel, ConvForwardSpec, Emit, Jit, JitError, fill};
 use crate::geom::{Conv2dGeom, Padding2d};
 use crate::jit::builder::F32X4;
 
@@ -256,22 +256,20 @@ impl Layout {
     /// `active.1` are known to be zero: tiles cover the active region, the rest is filled.
     fn active(s: &ConvForwardSpec, active: (usize, usize)) -> Layout {
         let g = &s.geom;
-        let mut buffers = Vec::new();
-        let mut add = |name| {
-            buffers.push(name);
-            buffers.len() - 1
-        };
-        let x = add("x");
-        let w = add("w");
-        let bias = s.bias.then(|| add("bias"));
-        let scale_shift = s.bn.then(|| (add("scale"), add("shift")));
-        let y = add("y");
-        let argmax = s
-            .pool
-            .filter(|p| p.max && p.record_argmax)
-            .map(|_| add("argmax"));
-        let dead = s.count_dead.then(|| add("dead"));
-        let scratch = add("scratch");
+        // The Winograd kernel takes no residual (`supported`).
+        let Buffers {
+            names: buffers,
+            x,
+            w,
+            bias,
+            scale_shift,
+            y,
+            argmax,
+            dead,
+            ..
+        } = Buffers::new(s, true);
+        // `scratch`, added last.
+        let scratch = buffers.len() - 1;
         let (ci4, co4) = (g.c_in.div_ceil(4) * 4, g.c_out.div_ceil(4) * 4);
         let (tile_rows, tile_cols, out_shape) = match s.pool {
             Some(p) => (p.out_h, p.out_w, (p.out_h, p.out_w, g.c_out)),
@@ -652,19 +650,7 @@ impl Emitter<'_> {
                 }
             }
         };
-        let full = g.c_in / 4;
-        if full > 0 {
-            let (start, end) = (e.iconst(0), e.iconst(full as i64 * 16));
-            let looped = e.for_range(start, end, 16, |e, c| {
-                step(e, c, 4);
-                Ok(())
-            });
-            debug_assert!(looped.is_ok());
-        }
-        if !g.c_in.is_multiple_of(4) {
-            let c = e.iconst(full as i64 * 16);
-            step(e, c, g.c_in % 4);
-        }
+        channel_vectors(e, g.c_in, step);
     }
 
     /// `M[ξ] = V[ξ] · U[ξ]` for the 16 positions, over the item's `tiles` tiles.
@@ -946,19 +932,29 @@ impl Emitter<'_> {
                 }
             }
         };
-        let full = co / 4;
-        if full > 0 {
-            let (start, end) = (e.iconst(0), e.iconst(full as i64 * 16));
-            let looped = e.for_range(start, end, 16, |e, c| {
-                step(e, c, 4);
-                Ok(())
-            });
-            debug_assert!(looped.is_ok());
-        }
-        if !co.is_multiple_of(4) {
-            let c = e.iconst(full as i64 * 16);
-            step(e, c, co % 4);
-        }
+        channel_vectors(e, co, step);
+    }
+}
+
+/// `step(c, lanes)` over `channels` in vectors of 4 (`c` their byte offset, a loop), then
+/// the last 1–3 channels (`lanes` < 4).
+pub(super) fn channel_vectors(
+    e: &mut Emit<'_, '_>,
+    channels: usize,
+    mut step: impl FnMut(&mut Emit<'_, '_>, Value, usize),
+) {
+    let full = channels / 4;
+    if full > 0 {
+        let (start, end) = (e.iconst(0), e.iconst(full as i64 * 16));
+        let looped = e.for_range(start, end, 16, |e, c| {
+            step(e, c, 4);
+            Ok(())
+        });
+        debug_assert!(looped.is_ok());
+    }
+    if !channels.is_multiple_of(4) {
+        let c = e.iconst(full as i64 * 16);
+        step(e, c, channels % 4);
     }
 }
 

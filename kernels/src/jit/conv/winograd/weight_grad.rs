@@ -31,7 +31,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::super::tile::{Tile, channel_runs};
 use super::super::{ConvForwardSpec, Emit, Jit, JitError, fill};
-use super::{Emitter, Layout, supported};
+use super::{Emitter, Layout, channel_vectors, supported};
 use crate::geom::Conv2dGeom;
 use crate::reference::Activation;
 
@@ -395,19 +395,7 @@ fn gradient_row(
                 }
             }
         };
-        let full = g.c_out / 4;
-        if full > 0 {
-            let (s, end) = (e.iconst(0), e.iconst(full as i64 * 16));
-            let looped = e.for_range(s, end, 16, |e, c| {
-                step(e, c, 4);
-                Ok(())
-            });
-            debug_assert!(looped.is_ok());
-        }
-        if !g.c_out.is_multiple_of(4) {
-            let c = e.iconst(full as i64 * 16);
-            step(e, c, g.c_out % 4);
-        }
+        channel_vectors(e, g.c_out, step);
     };
     let wide = g.out_w / 2;
     if wide > 0 {
