@@ -799,7 +799,7 @@ fn winograd_input_gradient_matches_the_reference() {
 /// and channel counts with tails.
 #[test]
 fn winograd_kernel_gradient_matches_the_reference() {
-    use winograd::weight_grad::{WeightGrad, emit, kernel_gradient};
+    use winograd::weight_grad::WeightGrad;
     let cases = [
         ((13, 13, 32), 64, Padding2d::default(), 4),
         ((9, 10, 19), 21, Padding2d::same(9, 10, 3, 3, 1, 1), 2),
@@ -834,37 +834,74 @@ fn winograd_kernel_gradient_matches_the_reference() {
             (g.out_h, g.out_w)
         };
         let wg = WeightGrad::new(&g, active).expect("Winograd kernel gradient");
-        let mut rng = Rng::new(seed);
-        let x = rng.vec(g.input_len(), -1.0, 1.0);
-        let mut dy = rng.vec(g.output_len(), -1.0, 1.0);
-        for (i, d) in dy.iter_mut().enumerate() {
-            let (row, col) = (i / c_out / g.out_w % g.out_h, i / c_out % g.out_w);
-            if row >= active.0 || col >= active.1 {
-                *d = 0.0;
-            }
+        check_kernel_gradient(&wg, active, seed);
+    }
+}
+
+/// The Winograd kernel gradient `wg` against the reference, with `dy` zero outside `active`.
+fn check_kernel_gradient(
+    wg: &winograd::weight_grad::WeightGrad,
+    active: (usize, usize),
+    seed: u64,
+) {
+    use winograd::weight_grad::{emit, kernel_gradient};
+    let g = wg.geom;
+    let (n, c_in, c_out) = (g.n, g.c_in, g.c_out);
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(g.input_len(), -1.0, 1.0);
+    let mut dy = rng.vec(g.output_len(), -1.0, 1.0);
+    for (i, d) in dy.iter_mut().enumerate() {
+        let (row, col) = (i / c_out / g.out_w % g.out_h, i / c_out % g.out_w);
+        if row >= active.0 || col >= active.1 {
+            *d = 0.0;
         }
-        let mut jit = Jit::new().expect("JIT");
-        let items = emit(&mut jit, "dw", &wg).expect("emits");
-        assert_eq!(items, wg.items());
-        let kernel = jit.finish().expect("compiles").remove(0);
-        let mut bufs = vec![
-            Guarded::input(&x),
-            Guarded::input(&dy),
-            Guarded::output(wg.partial_len()),
-            Guarded::scratch(wg.scratch_len()),
-        ];
-        run_split(
-            &kernel,
-            &["x", "dy", "partial", "scratch"],
-            &mut bufs,
-            items,
-        );
-        let mut dw = vec![0.0f32; 9 * c_in * c_out];
-        kernel_gradient(&wg, &bufs[2].f32s(), &mut dw);
-        let mut want = vec![0.0f64; dw.len()];
-        reference::conv2d_backward_weight(&g, &f64s(&x), &f64s(&dy), &mut want);
-        let sum_len = (n * g.out_h * g.out_w) as f64;
-        assert_close("dw", &dw, &want, 1e-5, 8e-6 * sum_len + 1e-6);
+    }
+    let mut jit = Jit::new().expect("JIT");
+    let items = emit(&mut jit, "dw", wg).expect("emits");
+    assert_eq!(items, wg.items());
+    let kernel = jit.finish().expect("compiles").remove(0);
+    let mut bufs = vec![
+        Guarded::input(&x),
+        Guarded::input(&dy),
+        Guarded::output(wg.partial_len()),
+        Guarded::scratch(wg.scratch_len()),
+    ];
+    run_split(
+        &kernel,
+        &["x", "dy", "partial", "scratch"],
+        &mut bufs,
+        items,
+    );
+    let mut dw = vec![0.0f32; 9 * c_in * c_out];
+    kernel_gradient(wg, &bufs[2].f32s(), &mut dw);
+    let mut want = vec![0.0f64; dw.len()];
+    reference::conv2d_backward_weight(&g, &f64s(&x), &f64s(&dy), &mut want);
+    let sum_len = (n * g.out_h * g.out_w) as f64;
+    assert_close("dw", &dw, &want, 1e-5, 8e-6 * sum_len + 1e-6);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn winograd_kernel_gradient_matches_the_reference_over_random_shapes(
+        n in 1usize..4, h in 3usize..14, w in 3usize..14,
+        c_in in prop::sample::select(vec![16usize, 19, 24]),
+        c_out in prop::sample::select(vec![16usize, 17, 22, 32]),
+        pad in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        cut in (0usize..2, 0usize..2),
+        seed in any::<u64>(),
+    ) {
+        let pad = Padding2d { top: pad.0, bottom: pad.1, left: pad.2, right: pad.3 };
+        let Some(g) = Conv2dGeom::new(n, (h, w, c_in), (3, 3), c_out, (1, 1), pad) else {
+            return Ok(());
+        };
+        let active = (g.out_h.saturating_sub(cut.0).max(1), g.out_w.saturating_sub(cut.1).max(1));
+        // Shapes where the direct kernel gradient is cheaper have no Winograd one.
+        let Some(wg) = winograd::weight_grad::WeightGrad::new(&g, active) else {
+            return Ok(());
+        };
+        check_kernel_gradient(&wg, active, seed);
     }
 }
 
