@@ -63,8 +63,10 @@ pub struct Session {
     /// transposed kernel, kept between steps (every element is overwritten before it is read).
     dz: Vec<Vec<f32>>,
     wt: Vec<Vec<f32>>,
-    /// Per group head, the Winograd kernel gradient's partial products.
-    winograd_partial: Vec<Vec<f32>>,
+    /// The Winograd kernel gradients' partial products: one buffer for every layer, as
+    /// backward runs one group at a time (a 512 × 512 layer's are 64 MiB; one per layer
+    /// took VGG16's training 540 MiB more memory).
+    winograd_partial: Vec<f32>,
     /// The output's pre-activation, kept when the loss works on logits.
     logits: Vec<f32>,
     link: OutputLink,
@@ -233,7 +235,7 @@ impl Session {
             packed: vec![Vec::new(); nodes],
             dz: vec![Vec::new(); nodes],
             wt: vec![Vec::new(); nodes],
-            winograd_partial: vec![Vec::new(); nodes],
+            winograd_partial: Vec::new(),
             logits: Vec::new(),
             link,
             consumers,
@@ -1047,7 +1049,7 @@ impl Session {
                     k.run(&mut [Buf::F32(x), Buf::F32(dz), Buf::F32Mut(&mut dw[0])]);
                 }
                 WeightGradKernels::Winograd { kernel, wg } => {
-                    let partial = &mut self.winograd_partial[g.head];
+                    let partial = &mut self.winograd_partial;
                     partial.resize(wg.partial_len(), 0.0);
                     kernel.run(&mut [
                         Buf::F32(x),
