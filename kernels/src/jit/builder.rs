@@ -220,6 +220,87 @@ impl<'a, 'b> Emit<'a, 'b> {
         Ok(())
     }
 
+    /// `if cond != 0 { then } else { otherwise }`; values either branch defines through
+    /// [`Variable`]s are merged after.
+    ///
+    /// # Errors
+    /// Whatever a branch returns.
+    pub fn if_else(
+        &mut self,
+        cond: Value,
+        then: impl FnOnce(&mut Self) -> Result<(), JitError>,
+        otherwise: impl FnOnce(&mut Self) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        let (yes, no, merge) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(cond, yes, &[], no, &[]);
+        self.b.switch_to_block(yes);
+        self.b.seal_block(yes);
+        then(self)?;
+        self.b.ins().jump(merge, &[]);
+        self.b.switch_to_block(no);
+        self.b.seal_block(no);
+        otherwise(self)?;
+        self.b.ins().jump(merge, &[]);
+        self.b.switch_to_block(merge);
+        self.b.seal_block(merge);
+        Ok(())
+    }
+
+    /// `body(start + k·step)` for `k in 0..count`: a loop, or the body once without one when
+    /// `count` is 1 (nothing when 0).
+    ///
+    /// # Errors
+    /// Whatever `body` returns.
+    pub fn for_steps(
+        &mut self,
+        start: usize,
+        count: usize,
+        step: usize,
+        mut body: impl FnMut(&mut Self, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        match count {
+            0 => Ok(()),
+            1 => {
+                let at = self.iconst(start as i64);
+                body(self, at)
+            }
+            _ => {
+                let s = self.iconst(start as i64);
+                let end = self.iconst((start + count * step) as i64);
+                self.for_range(s, end, step as i64, body)
+            }
+        }
+    }
+
+    /// `body(at, len)` over `0..count` in blocks of `size`: the full blocks in a loop, then
+    /// the rest (`len` < `size`) once. `at` is a block's first element times `scale` (1 for
+    /// an index, 4 for the byte offset of an `f32`).
+    pub fn for_blocks(
+        &mut self,
+        count: usize,
+        size: usize,
+        scale: usize,
+        mut body: impl FnMut(&mut Self, Value, usize),
+    ) {
+        let full = count / size * size;
+        if full > 0 {
+            let (start, end) = (self.iconst(0), self.iconst((full * scale) as i64));
+            let looped = self.for_range(start, end, (size * scale) as i64, |e, at| {
+                body(e, at, size);
+                Ok(())
+            });
+            debug_assert!(looped.is_ok());
+        }
+        if count > full {
+            let at = self.iconst((full * scale) as i64);
+            body(self, at, count - full);
+        }
+    }
+
     /// `min(a, b)` of two `i64`s (work-item bounds).
     pub fn imin(&mut self, a: Value, b: Value) -> Value {
         self.b.ins().smin(a, b)

@@ -317,15 +317,7 @@ impl Buffers {
 
 /// Buffer indices and derived sizes of a spec, validated.
 struct Layout {
-    buffers: Vec<&'static str>,
-    x: usize,
-    w: usize,
-    bias: Option<usize>,
-    scale_shift: Option<(usize, usize)>,
-    residual: Option<usize>,
-    y: usize,
-    argmax: Option<usize>,
-    dead: Option<usize>,
+    b: Buffers,
     items_per_sample: usize,
     out_shape: (usize, usize, usize),
     /// Interior conv columns `[lo, hi)`: every tap inside the input.
@@ -378,18 +370,7 @@ impl Layout {
         {
             return unsupported(format!("depthwise c_out {} != c_in · {m}", g.c_out));
         }
-        let Buffers {
-            names: buffers,
-            x,
-            w,
-            bias,
-            scale_shift,
-            residual,
-            y,
-            argmax,
-            dead,
-            ..
-        } = Buffers::new(s, false);
+        let b = Buffers::new(s, false);
 
         let lo = g.pad.left.div_ceil(g.stride_w).min(g.out_w);
         let hi = if g.w + g.pad.left >= g.k_w {
@@ -444,15 +425,7 @@ impl Layout {
             Some(pl) => (pl.p.out_h, (pl.p.out_h, pl.p.out_w, g.c_out)),
         };
         Ok(Layout {
-            buffers,
-            x,
-            w,
-            bias,
-            scale_shift,
-            residual,
-            y,
-            argmax,
-            dead,
+            b,
             items_per_sample,
             out_shape,
             interior,
@@ -477,7 +450,7 @@ impl Layout {
             }
         };
         ConvForwardKernel {
-            buffers: self.buffers.clone(),
+            buffers: self.b.names.clone(),
             items_per_sample: self.items_per_sample,
             out_shape: self.out_shape,
             scratch_bytes: self.pool.as_ref().map_or(0, |p| p.bytes),
@@ -509,10 +482,10 @@ struct Emitter<'a> {
 
 impl Emitter<'_> {
     fn emit(&self, e: &mut Emit<'_, '_>) -> Result<(), JitError> {
-        let dead = self.l.dead.map(|_| tile::dead_slot(e));
+        let dead = self.l.b.dead.map(|_| tile::dead_slot(e));
         let epi = Epilogue {
-            bias: self.l.bias,
-            scale_shift: self.l.scale_shift,
+            bias: self.l.b.bias,
+            scale_shift: self.l.b.scale_shift,
             activation: self.s.activation,
             dead,
         };
@@ -546,9 +519,9 @@ impl Emitter<'_> {
             let n = e.b.ins().udiv_imm_u(item, g.out_h as i64);
             let oh = e.b.ins().imul_imm_s(n, g.out_h as i64);
             let oh = e.b.ins().isub(item, oh);
-            let y = e.buffer(self.l.y);
+            let y = e.buffer(self.l.b.y);
             let dst = e.addr(y, item, self.row_bytes());
-            let res = self.l.residual.map(|r| {
+            let res = self.l.b.residual.map(|r| {
                 let r = e.buffer(r);
                 e.addr(r, item, self.row_bytes())
             });
@@ -558,7 +531,7 @@ impl Emitter<'_> {
                 res,
             };
             self.emit_conv_row(e, epi, n, oh, &target, g.out_w)?;
-            if let (Some(slot), Some(d)) = (epi.dead, self.l.dead) {
+            if let (Some(slot), Some(d)) = (epi.dead, self.l.b.dead) {
                 let d = e.buffer(d);
                 let d = e.addr(d, item, 4);
                 tile::store_dead(e, slot, d);
@@ -591,12 +564,12 @@ impl Emitter<'_> {
         let kh1 = e.b.ins().smin(h_minus, k_h);
         let kh_n = e.b.ins().isub(kh1, kh0);
         // x at (n, t0 + kh0, 0, 0) and w at (kh0, 0, 0, 0).
-        let x = e.buffer(self.l.x);
+        let x = e.buffer(self.l.b.x);
         let img = e.b.ins().imul_imm_s(n, (g.h * g.w * g.c_in * 4) as i64);
         let x = e.b.ins().iadd(x, img);
         let ih0 = e.b.ins().iadd(t0, kh0);
         let x_row = e.addr(x, ih0, (g.w * g.c_in * 4) as i64);
-        let w = e.buffer(self.l.w);
+        let w = e.buffer(self.l.b.w);
         let w_row = match self.s.depth_multiplier {
             None => w,
             Some(_) => e.addr(w, kh0, self.w_row_bytes()),
@@ -620,43 +593,20 @@ impl Emitter<'_> {
             let body = |e: &mut Emit<'_, '_>, co: Value| {
                 self.emit_run_cols(e, epi, &rows, run.group, co, t, quads == 0, cols)
             };
-            self.for_groups(e, run.start, run.count, run.group.width, body)?;
+            e.for_steps(run.start, run.count, run.group.width, body)?;
             if quads > 0 {
-                self.for_groups(e, run.start, quads, V8.width, |e, co| {
+                e.for_steps(run.start, quads, V8.width, |e, co| {
                     self.emit_edge_cols(e, epi, &rows, V8, co, t, cols);
                     Ok(())
                 })?;
                 let rest = run.start + quads * V8.width;
-                self.for_groups(e, rest, run.count % 4, V2.width, |e, co| {
+                e.for_steps(rest, run.count % 4, V2.width, |e, co| {
                     self.emit_edge_cols(e, epi, &rows, V2, co, t, cols);
                     Ok(())
                 })?;
             }
         }
         Ok(())
-    }
-
-    /// Runs `body(co)` for `count` channel groups of `width` channels from channel `start`.
-    fn for_groups(
-        &self,
-        e: &mut Emit<'_, '_>,
-        start: usize,
-        count: usize,
-        width: usize,
-        mut body: impl FnMut(&mut Emit<'_, '_>, Value) -> Result<(), JitError>,
-    ) -> Result<(), JitError> {
-        match count {
-            0 => Ok(()),
-            1 => {
-                let co = e.iconst(start as i64);
-                body(e, co)
-            }
-            _ => {
-                let s = e.iconst(start as i64);
-                let end = e.iconst((start + count * width) as i64);
-                e.for_range(s, end, width as i64, body)
-            }
-        }
     }
 
     /// Columns `0..cols` of one channel group `co..co + group.width` of a conv row; the
@@ -905,47 +855,36 @@ impl Emitter<'_> {
                         e.b.ins()
                             .icmp_imm_s(IntCC::SignedLessThan, r, g.out_h as i64);
                     let valid = e.b.ins().band(ge0, lt);
-                    let compute = e.b.create_block();
-                    let blank = e.b.create_block();
-                    let done = e.b.create_block();
-                    e.b.ins().brif(valid, compute, &[], blank, &[]);
-                    e.b.seal_block(compute);
-                    e.b.seal_block(blank);
+                    // The scratch row: the conv row, or the pool's neutral value when the
+                    // row is outside the conv output.
                     let ptr = e.ptr;
-                    e.b.switch_to_block(compute);
                     let scratch = e.b.ins().stack_addr(ptr, slot, 0);
                     let row = e.addr(scratch, i, slot_bytes);
                     let dst =
                         e.b.ins()
                             .iadd_imm_s(row, (p.pad.left * pl.c_pad * 4) as i64);
-                    let res = self.l.residual.map(|b| {
-                        let base = e.buffer(b);
-                        let img_row = e.b.ins().imul_imm_s(n, g.out_h as i64);
-                        let img_row = e.b.ins().iadd(img_row, r);
-                        e.addr(base, img_row, self.row_bytes())
-                    });
-                    let target = RowTarget {
-                        dst,
-                        dst_px: (pl.c_pad * 4) as i32,
-                        res,
-                    };
-                    self.emit_conv_row(e, epi, n, r, &target, pl.used)?;
-                    e.b.ins().jump(done, &[]);
-                    e.b.switch_to_block(blank);
-                    let scratch = e.b.ins().stack_addr(ptr, slot, 0);
-                    let row = e.addr(scratch, i, slot_bytes);
-                    let dst =
-                        e.b.ins()
-                            .iadd_imm_s(row, (p.pad.left * pl.c_pad * 4) as i64);
-                    fill(e, dst, g.out_w * pl.c_pad * 4, fill_value)?;
-                    e.b.ins().jump(done, &[]);
-                    e.b.seal_block(done);
-                    e.b.switch_to_block(done);
-                    Ok(())
+                    e.if_else(
+                        valid,
+                        |e| {
+                            let res = self.l.b.residual.map(|b| {
+                                let base = e.buffer(b);
+                                let img_row = e.b.ins().imul_imm_s(n, g.out_h as i64);
+                                let img_row = e.b.ins().iadd(img_row, r);
+                                e.addr(base, img_row, self.row_bytes())
+                            });
+                            let target = RowTarget {
+                                dst,
+                                dst_px: (pl.c_pad * 4) as i32,
+                                res,
+                            };
+                            self.emit_conv_row(e, epi, n, r, &target, pl.used)
+                        },
+                        |e| fill(e, dst, g.out_w * pl.c_pad * 4, fill_value),
+                    )
                 })?;
             }
             self.emit_pool_row(e, pl, slot, item, r0)?;
-            if let (Some(d), Some(b)) = (epi.dead, self.l.dead) {
+            if let (Some(d), Some(b)) = (epi.dead, self.l.b.dead) {
                 let b = e.buffer(b);
                 let b = e.addr(b, item, 4);
                 tile::store_dead(e, d, b);
@@ -975,7 +914,7 @@ impl Emitter<'_> {
         let p = pl.p;
         let k = g.k_h * g.k_w * g.c_in;
         let x_row_bytes = (g.w * g.c_in * 4) as i64;
-        let x = e.buffer(self.l.x);
+        let x = e.buffer(self.l.b.x);
         let x = e.addr(x, n, (g.h * g.w * g.c_in * 4) as i64);
         let ih0 = e.b.ins().imul_imm_s(r0, g.stride_h as i64);
         let x = e.addr(x, ih0, x_row_bytes);
@@ -992,7 +931,7 @@ impl Emitter<'_> {
         for run in channel_runs(g.c_out, true) {
             let group = run.group;
             let body = |e: &mut Emit<'_, '_>, co: Value| {
-                let w = e.buffer(self.l.w);
+                let w = e.buffer(self.l.b.w);
                 let w = e.addr(w, co, (k * 4) as i64);
                 let co4 = e.b.ins().ishl_imm_s(co, 2);
                 let dst = e.b.ins().iadd(scratch, co4);
@@ -1012,7 +951,7 @@ impl Emitter<'_> {
                 }
                 Ok(())
             };
-            let looped = self.for_groups(e, run.start, run.count, group.width, body);
+            let looped = e.for_steps(run.start, run.count, group.width, body);
             debug_assert!(looped.is_ok());
         }
     }
@@ -1029,7 +968,7 @@ impl Emitter<'_> {
         let g = self.s.geom;
         let pool = super::pool::Window {
             max: pl.p.max,
-            argmax: self.l.argmax.is_some(),
+            argmax: self.l.b.argmax.is_some(),
             k_h: pl.p.k_h,
             k_w: pl.p.k_w,
             row_stride: (pl.cols * pl.c_pad * 4) as i32,
@@ -1040,9 +979,9 @@ impl Emitter<'_> {
         };
         let p = pl.p;
         let y_row = (p.out_w * g.c_out * 4) as i64;
-        let y = e.buffer(self.l.y);
+        let y = e.buffer(self.l.b.y);
         let y = e.addr(y, item, y_row);
-        let arg = self.l.argmax.map(|a| {
+        let arg = self.l.b.argmax.map(|a| {
             let a = e.buffer(a);
             e.addr(a, item, y_row)
         });

@@ -215,14 +215,8 @@ fn g_row(row: usize, a: &[f32], b: &[f32], c: &[f32], out: &mut [f32]) {
 
 /// Buffer indices and derived sizes of a Winograd spec.
 struct Layout {
-    buffers: Vec<&'static str>,
-    x: usize,
-    w: usize,
-    bias: Option<usize>,
-    scale_shift: Option<(usize, usize)>,
-    y: usize,
-    argmax: Option<usize>,
-    dead: Option<usize>,
+    b: Buffers,
+    /// The `scratch` buffer's index (last).
     scratch: usize,
     /// Channels rounded up to a multiple of 4 (the rows of `V` and `M`).
     ci4: usize,
@@ -257,19 +251,8 @@ impl Layout {
     fn active(s: &ConvForwardSpec, active: (usize, usize)) -> Layout {
         let g = &s.geom;
         // The Winograd kernel takes no residual (`supported`).
-        let Buffers {
-            names: buffers,
-            x,
-            w,
-            bias,
-            scale_shift,
-            y,
-            argmax,
-            dead,
-            ..
-        } = Buffers::new(s, true);
-        // `scratch`, added last.
-        let scratch = buffers.len() - 1;
+        let b = Buffers::new(s, true);
+        let scratch = b.names.len() - 1;
         let (ci4, co4) = (g.c_in.div_ceil(4) * 4, g.c_out.div_ceil(4) * 4);
         let (tile_rows, tile_cols, out_shape) = match s.pool {
             Some(p) => (p.out_h, p.out_w, (p.out_h, p.out_w, g.c_out)),
@@ -323,14 +306,7 @@ impl Layout {
             tile_rows,
             zero_rows,
             zero_cols,
-            buffers,
-            x,
-            w,
-            bias,
-            scale_shift,
-            y,
-            argmax,
-            dead,
+            b,
             scratch,
             ci4,
             co4,
@@ -373,7 +349,7 @@ fn emit_layout(
 ) -> Result<ConvForwardKernel, JitError> {
     jit.define(name, |e| Emitter { s: spec, l: &l }.emit(e))?;
     Ok(ConvForwardKernel {
-        buffers: l.buffers.clone(),
+        buffers: l.b.names.clone(),
         items_per_sample: l.items_per_sample,
         out_shape: l.out_shape,
         scratch_bytes: 0,
@@ -409,7 +385,7 @@ impl Emitter<'_> {
         let scratch = e.buffer(l.scratch);
         let zero_row = e.b.ins().iadd_imm_s(scratch, (l.zero_at * 4) as i64);
         fill(e, zero_row, (l.scratch_len - l.zero_at) * 4, 0.0)?;
-        let dead = l.dead.map(|_| {
+        let dead = l.b.dead.map(|_| {
             let z = e.b.ins().iconst(types::I32, 0);
             let z = e.b.ins().splat(types::I32X4, z);
             e.var(types::I32X4, z)
@@ -424,7 +400,7 @@ impl Emitter<'_> {
             let n = e.b.ins().udiv_imm_u(item, ips);
             let rest = e.b.ins().imul_imm_s(n, ips);
             let rest = e.b.ins().isub(item, rest);
-            let x = e.buffer(l.x);
+            let x = e.buffer(l.b.x);
             let x = e.addr(x, n, (g.h * g.w * g.c_in * 4) as i64);
             let scratch = e.buffer(l.scratch);
             let m =
@@ -464,7 +440,7 @@ impl Emitter<'_> {
                         .icmp_imm_s(IntCC::Equal, chunk, l.chunks.len() as i64 - 1);
                 e.if_then(last_chunk, |e| self.fill_inactive(e, &it))?;
             }
-            if let (Some(d), Some(buf)) = (dead, l.dead) {
+            if let (Some(d), Some(buf)) = (dead, l.b.dead) {
                 let v = e.b.use_var(d);
                 let mut sum = e.b.ins().extractlane(v, 0);
                 for lane in 1..4u8 {
@@ -487,7 +463,7 @@ impl Emitter<'_> {
         let l = self.l;
         let px = (g.c_out * 4) as i64;
         let row_bytes = g.out_w as i64 * px;
-        let y = e.buffer(l.y);
+        let y = e.buffer(l.b.y);
         let img = e.addr(y, it.n, g.out_h as i64 * row_bytes);
         let rows = 2 * l.rows_per_item;
         if l.zero_cols > 0 {
@@ -650,7 +626,7 @@ impl Emitter<'_> {
                 }
             }
         };
-        channel_vectors(e, g.c_in, step);
+        e.for_blocks(g.c_in, 4, 4, step);
     }
 
     /// `M[ξ] = V[ξ] · U[ξ]` for the 16 positions, over the item's `tiles` tiles.
@@ -661,7 +637,7 @@ impl Emitter<'_> {
         let looped = e.for_range(zero, end, 1, |e, xi| {
             let v = e.addr(it.v, xi, (tiles * l.ci4 * 4) as i64);
             let m = e.addr(it.m, xi, (tiles * l.co4 * 4) as i64);
-            let u = e.buffer(l.w);
+            let u = e.buffer(l.b.w);
             let u = e.addr(u, xi, (g.c_in * g.c_out * 4) as i64);
             for run in channel_runs(g.c_out, true) {
                 let group = run.group;
@@ -676,27 +652,10 @@ impl Emitter<'_> {
                         let dst = e.addr(m_co, p, (l.co4 * 4) as i64);
                         t.store(e, dst, (l.co4 * 4) as i32);
                     };
-                    let full = tiles / group.pixels * group.pixels;
-                    if full > 0 {
-                        let (s, end) = (e.iconst(0), e.iconst(full as i64));
-                        e.for_range(s, end, group.pixels as i64, |e, p| {
-                            tile(e, p, group.pixels);
-                            Ok(())
-                        })?;
-                    }
-                    if tiles > full {
-                        let p = e.iconst(full as i64);
-                        tile(e, p, tiles - full);
-                    }
+                    e.for_blocks(tiles, group.pixels, 1, tile);
                     Ok(())
                 };
-                let start = e.iconst(run.start as i64);
-                if run.count == 1 {
-                    body(e, start)?;
-                } else {
-                    let end = e.iconst((run.start + run.count * gw) as i64);
-                    e.for_range(start, end, gw as i64, body)?;
-                }
+                e.for_steps(run.start, run.count, gw, body)?;
             }
             Ok(())
         });
@@ -746,16 +705,17 @@ impl Emitter<'_> {
             let two =
                 e.b.ins()
                     .icmp_imm_s(IntCC::SignedLessThan, second, g.out_h as i64);
-            let one = e.b.ins().icmp_imm_s(IntCC::Equal, two, 0);
-            let r = e.if_then(two, |e| {
-                row(e, 2);
-                Ok(())
-            });
-            debug_assert!(r.is_ok());
-            let r = e.if_then(one, |e| {
-                row(e, 1);
-                Ok(())
-            });
+            let r = e.if_else(
+                two,
+                |e| {
+                    row(e, 2);
+                    Ok(())
+                },
+                |e| {
+                    row(e, 1);
+                    Ok(())
+                },
+            );
             debug_assert!(r.is_ok());
         } else {
             row(e, 2);
@@ -796,9 +756,9 @@ impl Emitter<'_> {
         let pixel = e.b.ins().iadd(pixel, oy);
         let pixel = e.b.ins().imul_imm_s(pixel, px as i64);
         let pixel = e.b.ins().iadd(pixel, ox);
-        let y = e.buffer(l.y);
+        let y = e.buffer(l.b.y);
         let y = e.addr(y, pixel, (co * 4) as i64);
-        let arg = l.argmax.map(|a| {
+        let arg = l.b.argmax.map(|a| {
             let a = e.buffer(a);
             e.addr(a, pixel, (co * 4) as i64)
         });
@@ -849,10 +809,10 @@ impl Emitter<'_> {
                 let b = e.b.ins().iadd(b, c);
                 e.load_partial(b, 0, lanes)
             };
-            let bias = l.bias.map(|b| per_channel(e, b));
-            let bn = l
-                .scale_shift
-                .map(|(s, t)| (per_channel(e, s), per_channel(e, t)));
+            let bias = l.b.bias.map(|b| per_channel(e, b));
+            let bn =
+                l.b.scale_shift
+                    .map(|(s, t)| (per_channel(e, s), per_channel(e, t)));
             let lane_mask = (lanes < 4).then(|| lane_mask(e, lanes));
             let mut finished = Vec::new();
             for (r, row) in out.iter().enumerate() {
@@ -932,29 +892,7 @@ impl Emitter<'_> {
                 }
             }
         };
-        channel_vectors(e, co, step);
-    }
-}
-
-/// `step(c, lanes)` over `channels` in vectors of 4 (`c` their byte offset, a loop), then
-/// the last 1–3 channels (`lanes` < 4).
-pub(super) fn channel_vectors(
-    e: &mut Emit<'_, '_>,
-    channels: usize,
-    mut step: impl FnMut(&mut Emit<'_, '_>, Value, usize),
-) {
-    let full = channels / 4;
-    if full > 0 {
-        let (start, end) = (e.iconst(0), e.iconst(full as i64 * 16));
-        let looped = e.for_range(start, end, 16, |e, c| {
-            step(e, c, 4);
-            Ok(())
-        });
-        debug_assert!(looped.is_ok());
-    }
-    if !channels.is_multiple_of(4) {
-        let c = e.iconst(full as i64 * 16);
-        step(e, c, channels % 4);
+        e.for_blocks(co, 4, 4, step);
     }
 }
 
